@@ -60,6 +60,20 @@ var (
 	ErrMalformed = errors.New("secret: malformed ciphertext")
 )
 
+// ConfigError is a problem with one of the key variables. Var names the variable so that
+// configuration code can report it as its own; Problem never contains key material.
+type ConfigError struct {
+	Var     string // KeysEnv or LegacyEnv
+	Problem string
+}
+
+// Error reads "VARIABLE: problem".
+func (e *ConfigError) Error() string { return e.Var + ": " + e.Problem }
+
+func configErr(name, format string, args ...any) error {
+	return &ConfigError{Var: name, Problem: fmt.Sprintf(format, args...)}
+}
+
 type key struct {
 	id   string
 	aead cipher.AEAD
@@ -80,14 +94,14 @@ type Keyring struct {
 // first entry encrypts) and the legacy KIOTVIET_ENCRYPTION_KEY (base64 of 32 bytes). Either may be
 // empty, not both. When only the legacy key is set it becomes the primary key under LegacyKeyID.
 //
-// Errors name the variable, the entry and the problem, never the key.
+// Errors are *ConfigError: they name the variable, the entry and the problem, never the key.
 func ParseKeys(keysEnv, legacyEnv string) (*Keyring, error) {
 	kr := &Keyring{byID: map[string]key{}}
 
 	if s := strings.TrimSpace(legacyEnv); s != "" {
 		aead, err := newAEAD(s)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", LegacyEnv, err)
+			return nil, configErr(LegacyEnv, "%v", err)
 		}
 		kr.legacy = aead
 	}
@@ -97,25 +111,25 @@ func ParseKeys(keysEnv, legacyEnv string) (*Keyring, error) {
 			n := i + 1
 			entry = strings.TrimSpace(entry)
 			if entry == "" {
-				return nil, fmt.Errorf("%s: entry %d is empty", KeysEnv, n)
+				return nil, configErr(KeysEnv, "entry %d is empty", n)
 			}
 			id, b64, ok := strings.Cut(entry, ":")
 			if !ok {
-				return nil, fmt.Errorf("%s: entry %d: want id:base64key", KeysEnv, n)
+				return nil, configErr(KeysEnv, "entry %d: want id:base64key", n)
 			}
 			id = strings.TrimSpace(id)
 			if err := checkID(id); err != nil {
-				return nil, fmt.Errorf("%s: entry %d: %w", KeysEnv, n, err)
+				return nil, configErr(KeysEnv, "entry %d: %v", n, err)
 			}
 			if id == LegacyKeyID && kr.legacy != nil {
-				return nil, fmt.Errorf("%s: entry %d: key id %q is reserved for %s while it is set", KeysEnv, n, id, LegacyEnv)
+				return nil, configErr(KeysEnv, "entry %d: key id %q is reserved for %s while it is set", n, id, LegacyEnv)
 			}
 			if _, dup := kr.byID[id]; dup {
-				return nil, fmt.Errorf("%s: entry %d: duplicate key id %q", KeysEnv, n, id)
+				return nil, configErr(KeysEnv, "entry %d: duplicate key id %q", n, id)
 			}
 			aead, err := newAEAD(strings.TrimSpace(b64))
 			if err != nil {
-				return nil, fmt.Errorf("%s: key %q: %w", KeysEnv, id, err)
+				return nil, configErr(KeysEnv, "key %q: %v", id, err)
 			}
 			kr.add(key{id: id, aead: aead})
 		}
@@ -128,7 +142,7 @@ func ParseKeys(keysEnv, legacyEnv string) (*Keyring, error) {
 		kr.add(key{id: LegacyKeyID, aead: kr.legacy})
 		kr.primary = kr.byID[LegacyKeyID]
 	default:
-		return nil, fmt.Errorf("%s: not set (nor the legacy %s): no encryption key", KeysEnv, LegacyEnv)
+		return nil, configErr(KeysEnv, "not set (nor the legacy %s): no encryption key", LegacyEnv)
 	}
 	return kr, nil
 }

@@ -269,6 +269,10 @@ func TestParseKeysErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("ParseKeys succeeded: %v", kr)
 			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Var != c.wantVar {
+				t.Fatalf("error %v is not a *ConfigError for %s", err, c.wantVar)
+			}
 			msg := err.Error()
 			if !strings.Contains(msg, c.wantVar) || !strings.Contains(msg, c.wantMsg) {
 				t.Fatalf("error %q should name %s and say %q", msg, c.wantVar, c.wantMsg)
