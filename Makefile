@@ -1,0 +1,50 @@
+# kvsync — see README.md. Every target works on a fresh Debian machine after `make deps` (as root).
+SHELL := /bin/bash
+GO ?= go
+export DATABASE_URL ?= $(shell scripts/db.sh url)
+
+.PHONY: help deps build run test lint fmt bench chaos db-up db-down db-reset migrate psql
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## install PostgreSQL 15, pg_cron, pgTAP, PL/sh, curl and the pg_net stand-in (root)
+	scripts/install-deps.sh
+
+build: ## build bin/kvsync and bin/kiotviet-fake
+	$(GO) build -o bin/ ./cmd/...
+
+run: ## the local demo: database, migrations, fake KiotViet, kvsync serve
+	scripts/run.sh
+
+test: ## Go tests, fuzz smoke run and pgTAP against the test cluster
+	scripts/test.sh
+
+lint: ## gofmt check and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fmt: ## gofmt the tree
+	gofmt -w $$(git ls-files '*.go')
+
+bench: ## kvsync against the earlier system's algorithm and the API floor
+	scripts/bench.sh
+
+chaos: ## many runs under injected faults and killed workers; fails on any mismatch
+	scripts/chaos.sh
+
+db-up: ## start the development database (port 54329)
+	@scripts/db.sh up
+
+db-down: ## stop the development database
+	@scripts/db.sh down
+
+db-reset: ## stop the development database and delete its data
+	@scripts/db.sh reset
+
+migrate: ## apply supabase/migrations to $$DATABASE_URL (default: the development database)
+	$(GO) run ./cmd/kvsync migrate
+
+psql: ## psql on the development database
+	scripts/db.sh psql

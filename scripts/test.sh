@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# make test: the Go tests, a short fuzz run of every fuzz target and the pgTAP files, all against the
+# project's test cluster (or TEST_DATABASE_URL when set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  TEST_DATABASE_URL=$(KVSYNC_DB_PORT=${KVSYNC_TEST_DB_PORT:-54339} KVSYNC_DB_DIR=.local/pg-test scripts/db.sh up)
+fi
+export TEST_DATABASE_URL
+go run ./cmd/kvsync migrate --db-url "$TEST_DATABASE_URL" >/dev/null
+
+echo "== go test"
+go test -count=1 ${GOTEST_FLAGS:-} ./...
+
+echo "== fuzz (${FUZZTIME:=3s} per target)"
+for pkg in $(go list ./...); do
+  for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >/dev/null \
+      || { echo "fuzz $pkg $target failed"; go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"; exit 1; }
+    echo "ok  fuzz $target"
+  done
+done
+
+echo "== pgTAP (supabase/tests)"
+hostport=${TEST_DATABASE_URL#*@}; hostport=${hostport%%/*}
+pg_prove -h "${hostport%%:*}" -p "${hostport##*:}" -U postgres -d postgres supabase/tests/*.sql
