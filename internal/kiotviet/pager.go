@@ -151,7 +151,7 @@ type Pager[T any] struct {
 	offset int
 	pages  int
 
-	maxTotal    int
+	firstTotal  int
 	page        Page[T]
 	prevIDs     []int64
 	seenRemoved map[int64]struct{}
@@ -169,7 +169,7 @@ func (p *Pager[T]) Next(ctx context.Context) bool {
 		return false
 	}
 	if p.runaway() {
-		p.err = fmt.Errorf("%w: GET %s after %d pages (offset %d, total %d)", ErrRunawayPaging, p.path, p.pages, p.offset, p.maxTotal)
+		p.err = fmt.Errorf("%w: GET %s after %d pages (offset %d, first total %d)", ErrRunawayPaging, p.path, p.pages, p.offset, p.firstTotal)
 		return false
 	}
 	q := cloneValues(p.query)
@@ -192,7 +192,9 @@ func (p *Pager[T]) Next(ctx context.Context) bool {
 	pg.Offset = p.offset
 	pg.RemovedIDs = p.newRemoved(pg.RemovedIDs)
 	n := len(pg.Items)
-	p.maxTotal = max(p.maxTotal, pg.Total)
+	if p.pages == 1 {
+		p.firstTotal = pg.Total
+	}
 
 	if n > 0 && p.repeats(pg.Items) {
 		p.err = fmt.Errorf("%w: GET %s returned the same page again at offset %d", ErrRunawayPaging, p.path, p.offset)
@@ -225,9 +227,11 @@ func (p *Pager[T]) runaway() bool {
 	limit := p.limit
 	if limit <= 0 {
 		limit = 100_000
-		if p.maxTotal > 0 {
-			// Allow growth while paging (items inserted meanwhile).
-			limit = (2*p.maxTotal)/p.size + 10
+		if p.firstTotal > 0 {
+			// Twice the pages the first total asked for: room for items
+			// inserted while paging, but a total that keeps growing with
+			// the offset cannot keep the pager going.
+			limit = 2*((p.firstTotal+p.size-1)/p.size) + 10
 		}
 	}
 	return p.pages >= limit
