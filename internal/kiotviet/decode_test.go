@@ -2,6 +2,9 @@ package kiotviet
 
 import (
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -142,4 +145,13 @@ func TestParseTime(t *testing.T) {
 	back, err := ParseTime(FormatTime(tm))
 	noErr(t, err)
 	truth(t, back.Equal(tm))
+}
+
+func TestTokenNeverPrintsItself(t *testing.T) {
+	var buf strings.Builder
+	tok := Token{AccessToken: "very-secret-token", ExpiresAt: time.Unix(0, 0)}
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("t", "token", tok)
+	if strings.Contains(buf.String(), "very-secret-token") || strings.Contains(fmt.Sprintf("%v %+v", tok, tok), "very-secret-token") {
+		t.Fatalf("token leaked: %s", buf.String())
+	}
 }

@@ -40,7 +40,7 @@ func (t Token) String() string {
 }
 
 // LogValue hides the token from slog as well.
-func (t Token) LogValue() any { return t.String() }
+func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 // defaultTokenTTL is assumed when the token reply carries no usable
 // expires_in: the shortest lifetime seen in practice.
