@@ -31,6 +31,12 @@ declare
   base timestamp;
   n bigint;
 begin
+  -- A period that is not positive (custom_interval_hours 0 or below) has no grid. Return null instead of
+  -- dividing by zero below, so that the check constraint kiotviet_sync_schedules_custom_interval_hours_check
+  -- refuses such a row by name (the trigger runs before constraints are checked).
+  if step <= interval '0' then
+    return null;
+  end if;
   if p_time_of_day is not null then
     base := after_local::date + p_time_of_day;
     if base > after_local then
@@ -60,7 +66,10 @@ declare
   due timestamptz;
 begin
   if new.timezone is null then new.timezone := 'Asia/Ho_Chi_Minh'; end if;
-  if not exists (select from pg_catalog.pg_timezone_names where name = new.timezone) then
+  -- Checked only when the zone is new: pg_timezone_names reads the whole zone database (~20 ms), and every
+  -- finished run updates its schedule.
+  if (tg_op = 'INSERT' or new.timezone is distinct from old.timezone)
+     and not exists (select from pg_catalog.pg_timezone_names where name = new.timezone) then
     raise exception 'kiotviet_sync_schedules.timezone: unknown time zone "%"', new.timezone
       using errcode = '22023', hint = 'Use an IANA name such as Asia/Ho_Chi_Minh.';
   end if;
