@@ -1,0 +1,385 @@
+// Package store is kvsync's only way into the database. Every read and write is a call of one of the
+// SQL functions in supabase/migrations (Supabase "RPC"), made through a Caller: pgx over a direct
+// connection (the default) or PostgREST with the service-role key. The typed methods here are written
+// once and work over both.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Arg is one named argument of an SQL function (p_run_id, p_rows, …).
+type Arg struct {
+	Name  string
+	Value any
+}
+
+// Caller runs one SQL function by name with named arguments and returns its result as JSON: an array of
+// objects for a set-returning function (set true), else the scalar's JSON. Failures come back as *Error.
+type Caller interface {
+	Call(ctx context.Context, fn string, args []Arg, set bool) (json.RawMessage, error)
+}
+
+// Code classifies a database failure so callers (HTTP handlers, the CLI) can answer it well.
+type Code string
+
+// The codes Error carries, from the SQLSTATE the functions raise.
+const (
+	CodeConflict Code = "conflict"  // 23505: e.g. the credential is already syncing
+	CodeNotFound Code = "not_found" // P0002: unknown credential
+	CodeInvalid  Code = "invalid"   // 22023 / 23514 / 22P02: bad input, with the rule in the message
+	CodeState    Code = "state"     // 55000: the row is not in a state that allows this (inactive, not running)
+	CodeInternal Code = "internal"
+)
+
+// Error is a failed call, with the function, a class and the database's message (which never holds a
+// secret: the functions only ever see ciphertext).
+type Error struct {
+	Func       string
+	Code       Code
+	SQLState   string
+	Message    string
+	Constraint string
+	Err        error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %s", e.Func, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// CodeOf returns the class of err when it is an *Error, else CodeInternal.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+func codeForState(state string) Code {
+	switch state {
+	case "23505":
+		return CodeConflict
+	case "P0002":
+		return CodeNotFound
+	case "22023", "23514", "22P02", "23502", "22007", "22008":
+		return CodeInvalid
+	case "55000":
+		return CodeState
+	}
+	return CodeInternal
+}
+
+// Store is the typed surface over a Caller.
+type Store struct {
+	c Caller
+}
+
+// New wraps a Caller.
+func New(c Caller) *Store { return &Store{c: c} }
+
+func (s *Store) call(ctx context.Context, fn string, out any, set bool, args ...Arg) error {
+	raw, err := s.c.Call(ctx, fn, args, set)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return &Error{Func: fn, Code: CodeInternal, Message: "decode result: " + err.Error(), Err: err}
+	}
+	return nil
+}
+
+// Claim is one due schedule claimed for this worker, with its running log row.
+type Claim struct {
+	RunID        string    `json:"run_id"`
+	ScheduleID   string    `json:"schedule_id"`
+	CredentialID string    `json:"credential_id"`
+	SyncType     string    `json:"sync_type"`
+	SlotAt       time.Time `json:"slot_at"`
+}
+
+// ClaimDue claims up to limit due schedules (kiotviet_claim_due).
+func (s *Store) ClaimDue(ctx context.Context, worker string, limit int, lease time.Duration) ([]Claim, error) {
+	var out []Claim
+	err := s.call(ctx, "kiotviet_claim_due", &out, true,
+		Arg{"p_worker", worker}, Arg{"p_limit", limit}, Arg{"p_lease_seconds", leaseSeconds(lease)})
+	return out, err
+}
+
+// Rescued is a run that lost its lease and was marked failed.
+type Rescued struct {
+	RunID        string `json:"run_id"`
+	CredentialID string `json:"credential_id"`
+	Worker       string `json:"worker"`
+}
+
+// RescueExpired fails the runs whose lease expired (kiotviet_rescue_expired).
+func (s *Store) RescueExpired(ctx context.Context) ([]Rescued, error) {
+	var out []Rescued
+	err := s.call(ctx, "kiotviet_rescue_expired", &out, true)
+	return out, err
+}
+
+// StartRun opens a running log row outside the schedule (kiotviet_start_run). A credential that is
+// already syncing gives an *Error with CodeConflict.
+func (s *Store) StartRun(ctx context.Context, credentialID, syncType, trigger, worker string, lease time.Duration, options json.RawMessage) (string, error) {
+	if len(options) == 0 {
+		options = json.RawMessage(`{}`)
+	}
+	var id string
+	err := s.call(ctx, "kiotviet_start_run", &id, false,
+		Arg{"p_credential_id", credentialID}, Arg{"p_sync_type", syncType}, Arg{"p_trigger", trigger},
+		Arg{"p_worker", worker}, Arg{"p_lease_seconds", leaseSeconds(lease)}, Arg{"p_options", options})
+	return id, err
+}
+
+// Heartbeat extends the lease and publishes progress; false means the run is no longer this worker's.
+func (s *Store) Heartbeat(ctx context.Context, runID, worker string, progress any, lease time.Duration) (bool, error) {
+	p, err := json.Marshal(progress)
+	if err != nil {
+		return false, err
+	}
+	var ok bool
+	err = s.call(ctx, "kiotviet_heartbeat", &ok, false, Arg{"p_run_id", runID}, Arg{"p_worker", worker},
+		Arg{"p_progress", json.RawMessage(p)}, Arg{"p_lease_seconds", leaseSeconds(lease)})
+	return ok, err
+}
+
+// StreamState is a stream's cursor and last full reconcile.
+type StreamState struct {
+	Stream     string     `json:"stream"`
+	Cursor     *time.Time `json:"cursor"`
+	LastFullAt *time.Time `json:"last_full_at"`
+}
+
+// State returns every stream's state for a credential, by stream name.
+func (s *Store) State(ctx context.Context, credentialID string) (map[string]StreamState, error) {
+	var rows []StreamState
+	if err := s.call(ctx, "kiotviet_get_state", &rows, true, Arg{"p_credential_id", credentialID}); err != nil {
+		return nil, err
+	}
+	out := make(map[string]StreamState, len(rows))
+	for _, r := range rows {
+		out[r.Stream] = r
+	}
+	return out, nil
+}
+
+// Applied is what one page wrote: rows changed (products_full, categories …), legacy product rows,
+// inventory rows, and rows deleted.
+type Applied struct {
+	Written   int  `json:"written"`
+	Products  int  `json:"products"`
+	Inventory int  `json:"inventory"`
+	Deleted   int  `json:"deleted"`
+	Swept     bool `json:"swept"`
+	Seen      int  `json:"seen"`
+}
+
+// Page is one page to apply: rows already shaped as the SQL function reads them.
+type Page struct {
+	RunID        string
+	CredentialID string
+	Rows         json.RawMessage
+	RemovedIDs   []int64
+	Cursor       *time.Time
+	Full         bool
+}
+
+func (p Page) args() []Arg {
+	removed := p.RemovedIDs
+	if removed == nil {
+		removed = []int64{}
+	}
+	return []Arg{{"p_run_id", p.RunID}, {"p_credential_id", p.CredentialID}, {"p_rows", p.Rows},
+		{"p_removed_ids", removed}, {"p_cursor", p.Cursor}, {"p_full", p.Full}}
+}
+
+// ApplyCategories writes one categories page in one transaction.
+func (s *Store) ApplyCategories(ctx context.Context, p Page) (Applied, error) {
+	var a Applied
+	err := s.call(ctx, "kiotviet_apply_categories", &a, false, p.args()...)
+	return a, err
+}
+
+// ApplyProducts writes one products page (products_full, products, inventory) in one transaction.
+func (s *Store) ApplyProducts(ctx context.Context, p Page) (Applied, error) {
+	var a Applied
+	err := s.call(ctx, "kiotviet_apply_products", &a, false, p.args()...)
+	return a, err
+}
+
+// ApplyStock merges one /productOnHands page.
+func (s *Store) ApplyStock(ctx context.Context, runID, credentialID string, rows json.RawMessage) (Applied, error) {
+	var a Applied
+	err := s.call(ctx, "kiotviet_apply_stock", &a, false,
+		Arg{"p_run_id", runID}, Arg{"p_credential_id", credentialID}, Arg{"p_rows", rows})
+	return a, err
+}
+
+// ApplyBranches upserts the branches.
+func (s *Store) ApplyBranches(ctx context.Context, runID, credentialID string, rows json.RawMessage) (Applied, error) {
+	var a Applied
+	err := s.call(ctx, "kiotviet_apply_branches", &a, false,
+		Arg{"p_run_id", runID}, Arg{"p_credential_id", credentialID}, Arg{"p_rows", rows})
+	return a, err
+}
+
+// ApplyAttributes replaces the attributes with KiotViet's whole list.
+func (s *Store) ApplyAttributes(ctx context.Context, runID, credentialID string, rows json.RawMessage) (Applied, error) {
+	var a Applied
+	err := s.call(ctx, "kiotviet_apply_attributes", &a, false,
+		Arg{"p_run_id", runID}, Arg{"p_credential_id", credentialID}, Arg{"p_rows", rows})
+	return a, err
+}
+
+// Sweep deletes what a complete full pass did not see (kiotviet_sweep); Swept false means it saw fewer
+// ids than KiotViet's total and deleted nothing.
+func (s *Store) Sweep(ctx context.Context, runID, credentialID, stream string, total int) (Applied, error) {
+	var a Applied
+	err := s.call(ctx, "kiotviet_sweep", &a, false, Arg{"p_run_id", runID}, Arg{"p_credential_id", credentialID},
+		Arg{"p_stream", stream}, Arg{"p_total", total})
+	return a, err
+}
+
+// Finish is a run's outcome.
+type Finish struct {
+	Status   string // success | partial | failed | skipped
+	Records  int
+	Stats    any
+	APICalls int64
+	Error    string
+}
+
+// FinishRun closes the run's log row and moves its schedule on; it returns the schedule's next run.
+func (s *Store) FinishRun(ctx context.Context, runID string, f Finish) (*time.Time, error) {
+	stats, err := json.Marshal(f.Stats)
+	if err != nil {
+		return nil, err
+	}
+	var errText *string
+	if f.Error != "" {
+		errText = &f.Error
+	}
+	var next *time.Time
+	err = s.call(ctx, "kiotviet_finish_run", &next, false, Arg{"p_run_id", runID}, Arg{"p_status", f.Status},
+		Arg{"p_records", f.Records}, Arg{"p_stats", json.RawMessage(stats)}, Arg{"p_api_calls", f.APICalls},
+		Arg{"p_error", errText})
+	return next, err
+}
+
+// Credential is a stored KiotViet connection, secrets still encrypted.
+type Credential struct {
+	ID                    string     `json:"id"`
+	UserID                *string    `json:"user_id"`
+	RetailerName          string     `json:"retailer_name"`
+	ClientID              string     `json:"client_id"`
+	EncryptedClientSecret *string    `json:"encrypted_client_secret"`
+	EncryptedToken        string     `json:"encrypted_token"`
+	TokenExpiresAt        *time.Time `json:"token_expires_at"`
+	TokenVersion          int64      `json:"token_version"`
+	IsActive              bool       `json:"is_active"`
+	CreatedAt             *time.Time `json:"created_at"`
+}
+
+// Credential reads one credential; an unknown id gives CodeNotFound.
+func (s *Store) Credential(ctx context.Context, id string) (Credential, error) {
+	var rows []Credential
+	if err := s.call(ctx, "kiotviet_get_credential", &rows, true, Arg{"p_id", id}); err != nil {
+		return Credential{}, err
+	}
+	if len(rows) == 0 {
+		return Credential{}, &Error{Func: "kiotviet_get_credential", Code: CodeNotFound, Message: "credential " + id + " does not exist"}
+	}
+	return rows[0], nil
+}
+
+// Credentials lists every credential, newest first, without secrets.
+func (s *Store) Credentials(ctx context.Context) ([]Credential, error) {
+	var rows []Credential
+	err := s.call(ctx, "kiotviet_list_credentials", &rows, true)
+	return rows, err
+}
+
+// StoreToken stores a refreshed token if the version still matches (compare and swap); ok false means
+// another process stored one first.
+func (s *Store) StoreToken(ctx context.Context, id, encryptedToken string, expiresAt time.Time, expectedVersion int64) (int64, bool, error) {
+	var v *int64
+	err := s.call(ctx, "kiotviet_store_token", &v, false, Arg{"p_id", id}, Arg{"p_encrypted_token", encryptedToken},
+		Arg{"p_expires_at", expiresAt}, Arg{"p_expected_version", expectedVersion})
+	if err != nil || v == nil {
+		return 0, false, err
+	}
+	return *v, true, nil
+}
+
+// NewCredential is a connection checked live with KiotViet, its secrets encrypted for row ID.
+type NewCredential struct {
+	ID, RetailerName, ClientID, EncryptedClientSecret, EncryptedToken string
+	UserID                                                            *string
+	TokenExpiresAt                                                    time.Time
+}
+
+// SaveCredential stores it as the owner's active credential, deactivating the older ones and moving
+// their schedules to it.
+func (s *Store) SaveCredential(ctx context.Context, c NewCredential) error {
+	return s.call(ctx, "kiotviet_save_credential", nil, false, Arg{"p_id", c.ID}, Arg{"p_user_id", c.UserID},
+		Arg{"p_retailer_name", c.RetailerName}, Arg{"p_client_id", c.ClientID},
+		Arg{"p_encrypted_client_secret", c.EncryptedClientSecret}, Arg{"p_encrypted_token", c.EncryptedToken},
+		Arg{"p_token_expires_at", c.TokenExpiresAt})
+}
+
+// DeactivateCredential stops a credential from being synced; false when there is no such credential.
+func (s *Store) DeactivateCredential(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	err := s.call(ctx, "kiotviet_deactivate_credential", &ok, false, Arg{"p_id", id})
+	return ok, err
+}
+
+// ReencryptCredential replaces a credential's ciphertexts unless its token changed meanwhile.
+func (s *Store) ReencryptCredential(ctx context.Context, id string, encSecret *string, encToken string, expectedVersion int64) (bool, error) {
+	var ok bool
+	err := s.call(ctx, "kiotviet_reencrypt_credential", &ok, false, Arg{"p_id", id},
+		Arg{"p_encrypted_client_secret", encSecret}, Arg{"p_encrypted_token", encToken},
+		Arg{"p_expected_version", expectedVersion})
+	return ok, err
+}
+
+// Schedule is what an admin sets for one credential and sync type.
+type Schedule struct {
+	CredentialID, SyncType, Frequency string
+	CustomIntervalHours               *int
+	Enabled                           bool
+	TimeOfDay                         *string // "HH:MM", local to Timezone
+	Timezone                          string
+}
+
+// UpsertSchedule creates or changes a schedule; the database computes its next run.
+func (s *Store) UpsertSchedule(ctx context.Context, sc Schedule) (string, error) {
+	var id string
+	tz := sc.Timezone
+	if tz == "" {
+		tz = "Asia/Ho_Chi_Minh"
+	}
+	err := s.call(ctx, "kiotviet_upsert_schedule", &id, false, Arg{"p_credential_id", sc.CredentialID},
+		Arg{"p_sync_type", sc.SyncType}, Arg{"p_frequency", sc.Frequency},
+		Arg{"p_custom_interval_hours", sc.CustomIntervalHours}, Arg{"p_enabled", sc.Enabled},
+		Arg{"p_time_of_day", sc.TimeOfDay}, Arg{"p_timezone", tz})
+	return id, err
+}
+
+func leaseSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 120
+	}
+	return int((d + time.Second - 1) / time.Second)
+}

@@ -1,0 +1,259 @@
+package syncer_test
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kvsync/kvsync/internal/kiotviet"
+	"github.com/kvsync/kvsync/internal/kiotvietfake"
+	"github.com/kvsync/kvsync/internal/secret"
+	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/synctest"
+	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/testdb"
+)
+
+type bundle struct {
+	db      *pgxpool.Pool
+	fake    *kiotvietfake.Server
+	store   *store.Store
+	keys    *secret.Keyring
+	engine  *syncer.Engine
+	credID  string
+	onFetch atomic.Pointer[func(r *http.Request)] // test hook: runs before the fake answers
+}
+
+func testKeys(t *testing.T) *secret.Keyring {
+	k, err := secret.ParseKeys("t1:"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")), "")
+	require.NoError(t, err)
+	return k
+}
+
+func setup(t *testing.T, products int) *bundle {
+	t.Helper()
+	ctx := context.Background()
+	b := &bundle{db: testdb.Exclusive(t), keys: testKeys(t)}
+	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: products, Branches: 3, Categories: 25, Seed: 7, RateLimitPerHour: -1})
+	h := b.fake.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f := b.onFetch.Load(); f != nil {
+			(*f)(r)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	b.store = store.New(store.PG{Pool: b.db})
+	var err error
+	b.engine, err = syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "test",
+		KiotViet: kiotviet.Config{TokenURL: srv.URL + "/connect/token", APIURL: srv.URL, MaxAttempts: 3,
+			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }}})
+	require.NoError(t, err)
+	b.credID, err = synctest.SaveCredential(ctx, b.store, b.keys, b.fake.Credentials())
+	require.NoError(t, err)
+	return b
+}
+
+func (b *bundle) sync(t *testing.T, syncType string, full bool) syncer.Result {
+	t.Helper()
+	res, err := b.engine.Run(context.Background(), syncer.Request{CredentialID: b.credID, SyncType: syncType, Full: full})
+	require.NoError(t, err)
+	return res
+}
+
+func (b *bundle) equal(t *testing.T, withAttributes bool) {
+	t.Helper()
+	diffs, err := synctest.Compare(context.Background(), b.db, b.fake.Snapshot(), withAttributes, 20)
+	require.NoError(t, err)
+	assert.Empty(t, diffs, "the database differs from the fake shop")
+}
+
+func (b *bundle) productCalls() int64 { return b.fake.Counts()["/products"] }
+
+func TestFullSyncThenIncrementalConverges(t *testing.T) {
+	b := setup(t, 450)
+	res := b.sync(t, "all", false)
+	require.Equal(t, "success", res.Status, res.Error)
+	assert.Equal(t, "full", res.Streams["products"].Mode, "no cursor yet: the first sync is a full reconcile")
+	assert.Equal(t, 450, countOf(t, b.db, "kiotviet_products_full"))
+	b.equal(t, true)
+
+	var status string
+	var records int
+	require.NoError(t, b.db.QueryRow(context.Background(),
+		`select status, records_synced from kiotviet_sync_logs where id = $1`, res.RunID).Scan(&status, &records))
+	assert.Equal(t, "success", status)
+	assert.Equal(t, res.Records, records)
+
+	// k changes and d deletions: an incremental run reads ceil(k/100) product pages plus a constant.
+	changed := b.fake.ChangeProducts(230)
+	deleted := b.fake.DeleteProducts(7)
+	k := len(changed)
+	b.fake.ResetCounts()
+	res = b.sync(t, "products_full", false)
+	require.Equal(t, "success", res.Status, res.Error)
+	assert.Equal(t, "incremental", res.Streams["products"].Mode)
+	calls := b.productCalls()
+	assert.LessOrEqual(t, calls, int64((k+99)/100+1), "incremental product calls for %d changes", k)
+	assert.GreaterOrEqual(t, calls, int64((k+99)/100))
+	assert.GreaterOrEqual(t, res.Streams["products"].Deleted, len(deleted))
+	b.equal(t, false)
+
+	// Nothing changed: nothing is written.
+	res = b.sync(t, "products_full", false)
+	require.Equal(t, "success", res.Status, res.Error)
+	assert.Zero(t, res.Streams["products"].Written, "an unchanged catalogue writes no row")
+	assert.Zero(t, res.Streams["categories"].Written)
+}
+
+func TestUnchangedFullResyncWritesNothing(t *testing.T) {
+	b := setup(t, 250)
+	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	var before int64
+	require.NoError(t, b.db.QueryRow(context.Background(),
+		`select sum(xmin::text::bigint) from kiotviet_products_full`).Scan(&before))
+
+	res := b.sync(t, "products_full", true) // a forced full reconcile reads everything again
+	require.Equal(t, "success", res.Status, res.Error)
+	assert.Equal(t, "full", res.Streams["products"].Mode)
+	assert.Equal(t, 250, res.Streams["products"].Count-countCatchUp(res))
+	assert.Zero(t, res.Streams["products"].Written)
+	assert.Zero(t, res.Streams["products"].Deleted)
+	var after int64
+	require.NoError(t, b.db.QueryRow(context.Background(),
+		`select sum(xmin::text::bigint) from kiotviet_products_full`).Scan(&after))
+	assert.Equal(t, before, after, "no row was rewritten, so no realtime event fired")
+}
+
+// countCatchUp: a full pass ends with a catch-up read of what changed during it (nothing here).
+func countCatchUp(syncer.Result) int { return 0 }
+
+func TestFullReconcileDeletesWhatKiotVietNoLongerHas(t *testing.T) {
+	b := setup(t, 200)
+	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	// Rows KiotViet never reported as removed (say, deleted while nobody synced for weeks).
+	_, err := b.db.Exec(context.Background(), `insert into kiotviet_products_full (id, code, name) values (999000001, 'GHOST-1', 'ghost')`)
+	require.NoError(t, err)
+	res := b.sync(t, "products_full", true)
+	require.Equal(t, "success", res.Status, res.Error)
+	require.NotNil(t, res.Streams["products"].Swept)
+	assert.True(t, *res.Streams["products"].Swept)
+	assert.Equal(t, 1, res.Streams["products"].Deleted)
+	b.equal(t, false)
+}
+
+func TestInventoryStreamFollowsStockMoves(t *testing.T) {
+	b := setup(t, 220)
+	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	moved := b.fake.MoveStock(40)
+	require.NotEmpty(t, moved)
+	// Stock moves do not bump modifiedDate: an incremental product sync cannot see them …
+	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	diffs, err := synctest.Compare(context.Background(), b.db, b.fake.Snapshot(), false, 5)
+	require.NoError(t, err)
+	require.NotEmpty(t, diffs, "the fake moved stock; the products stream alone should not see it")
+	// … the inventory stream reads /productOnHands in full and does.
+	res := b.sync(t, "inventory", false)
+	require.Equal(t, "success", res.Status, res.Error)
+	assert.Positive(t, res.Streams["inventory"].Written)
+	b.equal(t, false)
+}
+
+func TestFaultMidRunKeepsCommittedPagesAndNextRunConverges(t *testing.T) {
+	b := setup(t, 600)
+	var productPages atomic.Int32
+	hook := func(r *http.Request) {
+		if r.URL.Path == "/products" && productPages.Add(1) == 4 {
+			b.fake.SetFaults(kiotvietfake.Faults{Status5xxNext: 50})
+		}
+	}
+	b.onFetch.Store(&hook)
+	res := b.sync(t, "products_full", false)
+	assert.Contains(t, []string{"failed", "partial"}, res.Status)
+	assert.Contains(t, res.Error, "products")
+	assert.Equal(t, 300, countOf(t, b.db, "kiotviet_products_full"), "the three committed pages stay")
+
+	var logStatus, logErr string
+	require.NoError(t, b.db.QueryRow(context.Background(),
+		`select status, error_message from kiotviet_sync_logs where id = $1`, res.RunID).Scan(&logStatus, &logErr))
+	assert.Equal(t, res.Status, logStatus)
+	assert.Contains(t, logErr, "status 503")
+
+	b.onFetch.Store(nil)
+	b.fake.SetFaults(kiotvietfake.Faults{})
+	res = b.sync(t, "products_full", false)
+	require.Equal(t, "success", res.Status, res.Error)
+	b.equal(t, false)
+}
+
+func TestTokenExpiryAnd429StormDuringARun(t *testing.T) {
+	b := setup(t, 500)
+	var productPages atomic.Int32
+	hook := func(r *http.Request) {
+		switch productPages.Add(1) {
+		case 2:
+			b.fake.RevokeTokens() // the token dies mid-run: one re-authentication, then on
+		case 3:
+			b.fake.SetFaults(kiotvietfake.Faults{Fail429Next: 2, RetryAfter: time.Second})
+		}
+	}
+	b.onFetch.Store(&hook)
+	res := b.sync(t, "products_full", false)
+	require.Equal(t, "success", res.Status, res.Error)
+	b.equal(t, false)
+}
+
+func TestOverlappingRunsForOneCredentialConflict(t *testing.T) {
+	b := setup(t, 10)
+	ctx := context.Background()
+	runID, err := b.store.StartRun(ctx, b.credID, "products", "manual", "other-worker", time.Minute, nil)
+	require.NoError(t, err)
+	_, err = b.engine.Run(ctx, syncer.Request{CredentialID: b.credID, SyncType: "products"})
+	require.Error(t, err)
+	assert.Equal(t, store.CodeConflict, store.CodeOf(err))
+	assert.True(t, strings.Contains(err.Error(), "already syncing"), err.Error())
+	_, err = b.store.FinishRun(ctx, runID, store.Finish{Status: "failed", Error: "test"})
+	require.NoError(t, err)
+}
+
+func TestTokenIsStoredEncryptedAndReused(t *testing.T) {
+	b := setup(t, 10)
+	require.Equal(t, "success", b.sync(t, "categories", false).Status)
+	c, err := b.store.Credential(context.Background(), b.credID)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(c.EncryptedToken, "v1:"), "ciphertext only")
+	plain, err := b.keys.Decrypt(c.EncryptedToken, syncer.TokenAAD(b.credID))
+	require.NoError(t, err)
+	assert.NotEqual(t, "none", string(plain))
+	// Another engine (another process) reuses the stored token instead of fetching a new one.
+	tokens := b.fake.Counts()["/connect/token"]
+	other, err := syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "other",
+		KiotViet: kiotviet.Config{TokenURL: "http://127.0.0.1:1/connect/token", APIURL: fakeURL(t, b)}})
+	require.NoError(t, err)
+	res, err := other.Run(context.Background(), syncer.Request{CredentialID: b.credID, SyncType: "categories"})
+	require.NoError(t, err)
+	assert.Equal(t, "success", res.Status, res.Error)
+	assert.Equal(t, tokens, b.fake.Counts()["/connect/token"])
+}
+
+func fakeURL(t *testing.T, b *bundle) string {
+	srv := httptest.NewServer(b.fake.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func countOf(t *testing.T, db *pgxpool.Pool, table string) int {
+	var n int
+	require.NoError(t, db.QueryRow(context.Background(), "select count(*) from public."+table).Scan(&n))
+	return n
+}
