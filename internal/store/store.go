@@ -383,3 +383,99 @@ func leaseSeconds(d time.Duration) int {
 	}
 	return int((d + time.Second - 1) / time.Second)
 }
+
+// CallerIsAdmin tells whether the user behind these JWT claims is an ERP admin, by the same rule as the
+// RLS policies (kiotviet_caller_is_admin).
+func (s *Store) CallerIsAdmin(ctx context.Context, claims map[string]any) (bool, error) {
+	raw, err := json.Marshal(claims)
+	if err != nil {
+		return false, err
+	}
+	var ok bool
+	err = s.call(ctx, "kiotviet_caller_is_admin", &ok, false, Arg{"p_claims", json.RawMessage(raw)})
+	return ok, err
+}
+
+// Outcome is a finished run seen from its schedule, for alerts.
+type Outcome struct {
+	RunID               string     `json:"run_id"`
+	ScheduleID          *string    `json:"schedule_id"`
+	RetailerName        *string    `json:"retailer_name"`
+	SyncType            string     `json:"sync_type"`
+	Status              string     `json:"status"`
+	ErrorMessage        *string    `json:"error_message"`
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	PreviousStatus      *string    `json:"previous_status"`
+	NextRunAt           *time.Time `json:"next_run_at"`
+}
+
+// RunOutcome reads a finished run's outcome (kiotviet_run_outcome).
+func (s *Store) RunOutcome(ctx context.Context, runID string) (Outcome, error) {
+	var rows []Outcome
+	if err := s.call(ctx, "kiotviet_run_outcome", &rows, true, Arg{"p_run_id", runID}); err != nil {
+		return Outcome{}, err
+	}
+	if len(rows) == 0 {
+		return Outcome{}, &Error{Func: "kiotviet_run_outcome", Code: CodeNotFound, Message: "run " + runID + " does not exist"}
+	}
+	return rows[0], nil
+}
+
+// ScheduleStatus is one row of the kiotviet_schedule_status view.
+type ScheduleStatus struct {
+	ScheduleID          string          `json:"schedule_id"`
+	CredentialID        string          `json:"credential_id"`
+	RetailerName        *string         `json:"retailer_name"`
+	CredentialActive    bool            `json:"credential_active"`
+	SyncType            string          `json:"sync_type"`
+	Frequency           string          `json:"frequency"`
+	CustomIntervalHours *int            `json:"custom_interval_hours"`
+	TimeOfDay           *string         `json:"time_of_day"`
+	Timezone            string          `json:"timezone"`
+	Enabled             bool            `json:"enabled"`
+	IsDue               bool            `json:"is_due"`
+	NextRunAt           *time.Time      `json:"next_run_at"`
+	SecondsUntilNextRun *int64          `json:"seconds_until_next_run"`
+	LastRunAt           *time.Time      `json:"last_run_at"`
+	LastStatus          *string         `json:"last_status"`
+	LastError           *string         `json:"last_error"`
+	ConsecutiveFailures int             `json:"consecutive_failures"`
+	RunningLogID        *string         `json:"running_log_id"`
+	RunningStartedAt    *time.Time      `json:"running_started_at"`
+	RunningProgress     json.RawMessage `json:"running_progress"`
+}
+
+// Status lists every schedule with its state (kiotviet_status).
+func (s *Store) Status(ctx context.Context) ([]ScheduleStatus, error) {
+	var rows []ScheduleStatus
+	err := s.call(ctx, "kiotviet_status", &rows, true)
+	return rows, err
+}
+
+// RunLog is a run's log row.
+type RunLog struct {
+	ID            string          `json:"id"`
+	CredentialID  *string         `json:"credential_id"`
+	SyncType      string          `json:"sync_type"`
+	Status        string          `json:"status"`
+	Trigger       string          `json:"trigger"`
+	RecordsSynced int             `json:"records_synced"`
+	APICalls      int64           `json:"api_calls"`
+	Stats         json.RawMessage `json:"stats"`
+	Progress      json.RawMessage `json:"progress"`
+	ErrorMessage  *string         `json:"error_message"`
+	StartedAt     time.Time       `json:"started_at"`
+	CompletedAt   *time.Time      `json:"completed_at"`
+}
+
+// Run reads one run's log row.
+func (s *Store) Run(ctx context.Context, runID string) (RunLog, error) {
+	var rows []RunLog
+	if err := s.call(ctx, "kiotviet_get_run", &rows, true, Arg{"p_run_id", runID}); err != nil {
+		return RunLog{}, err
+	}
+	if len(rows) == 0 {
+		return RunLog{}, &Error{Func: "kiotviet_get_run", Code: CodeNotFound, Message: "run " + runID + " does not exist"}
+	}
+	return rows[0], nil
+}
