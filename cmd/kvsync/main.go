@@ -56,6 +56,7 @@ var commands = map[string]command{}
 
 func init() {
 	commands["migrate"] = command{"apply supabase/migrations to the database", cmdMigrate}
+	commands["serve"] = command{"serve the functions, /healthz and /metrics", cmdServe}
 }
 
 func usage(w io.Writer) {

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kvsync/kvsync/functions/schedulesync"
+	"github.com/kvsync/kvsync/internal/auth"
+	"github.com/kvsync/kvsync/internal/config"
+	"github.com/kvsync/kvsync/internal/kiotviet"
+	"github.com/kvsync/kvsync/internal/secret"
+	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/syncer"
+)
+
+// app is everything the subcommands share, built once from the configuration.
+type app struct {
+	cfg      config.Config
+	log      *slog.Logger
+	pool     *pgxpool.Pool // nil with the PostgREST backend
+	store    *store.Store
+	keys     *secret.Keyring
+	kiotviet kiotviet.Config
+	engine   *syncer.Engine
+	worker   string
+}
+
+// loadConfig reads .env (when present) under the real environment and validates it once.
+func loadConfig(e env) (config.Config, error) {
+	getenv, err := config.LoadDotEnv(".env", e.getenv)
+	if err != nil {
+		return config.Config{}, err
+	}
+	return config.Load(getenv)
+}
+
+// newApp connects to the database and builds the engine. needKeys is false for commands that never
+// touch a credential's secrets (status, migrate).
+func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
+	cfg, err := loadConfig(e)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	a := &app{cfg: cfg, log: newLogger(e, cfg.LogLevel), worker: workerName()}
+	switch {
+	case cfg.DatabaseURL.IsSet():
+		pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL.Reveal())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.DatabaseURLVar, err)
+		}
+		pcfg.MaxConns = int32(max(cfg.Concurrency*2+4, 8))
+		a.pool, err = pgxpool.NewWithConfig(ctx, pcfg)
+		if err != nil {
+			return nil, fmt.Errorf("connect to the database: %w", err)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = a.pool.Ping(pctx)
+		cancel()
+		if err != nil {
+			a.pool.Close()
+			return nil, fmt.Errorf("connect to the database (%s): %w; is it running? (make db-up)", cfg.DatabaseURLVar, err)
+		}
+		a.store = store.New(store.PG{Pool: a.pool})
+	default:
+		pr, err := store.NewPostgREST(cfg.SupabaseURL, cfg.ServiceRoleKey.Reveal(), nil)
+		if err != nil {
+			return nil, err
+		}
+		a.store = store.New(pr)
+	}
+	a.kiotviet = kiotviet.Config{TokenURL: cfg.TokenURL, APIURL: cfg.APIURL, RateLimitPerHour: cfg.RateLimitPerHour,
+		HTTPClient: kiotviet.NewHTTPClient(), Logger: a.log}
+	if !needKeys {
+		return a, nil
+	}
+	a.keys, err = cfg.Keyring()
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.engine, err = syncer.New(syncer.Config{Store: a.store, Keys: a.keys, KiotViet: a.kiotviet, Worker: a.worker, Logger: a.log})
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *app) close() {
+	if a.pool != nil {
+		a.pool.Close()
+	}
+}
+
+// dispatcher builds the dispatcher: in-process syncs, or fan-out when KIOTVIET_SYNC_URL is set.
+func (a *app) dispatcher(metrics *schedulesync.Metrics) *schedulesync.Dispatcher {
+	var runner schedulesync.Runner = a.engine
+	if a.cfg.SyncURL != "" {
+		secretForFanout := a.cfg.CronSecret.Reveal()
+		if secretForFanout == "" {
+			secretForFanout = a.cfg.ServiceRoleKey.Reveal()
+		}
+		runner = schedulesync.FanOut{URL: a.cfg.SyncURL, Secret: secretForFanout}
+	}
+	var alerts *schedulesync.Alerter
+	if a.cfg.AlertWebhookURL.IsSet() {
+		alerts = &schedulesync.Alerter{URL: a.cfg.AlertWebhookURL.Reveal(), Logger: a.log}
+	}
+	return schedulesync.New(schedulesync.Config{Store: a.store, Runner: runner, Worker: a.worker,
+		Concurrency: a.cfg.Concurrency, Alerts: alerts, Metrics: metrics, Logger: a.log})
+}
+
+func (a *app) authenticator() (*auth.Authenticator, error) {
+	return auth.New(a.cfg.Auth(nil, nil))
+}
+
+func newLogger(e env, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// workerName identifies this process in run rows and leases.
+func workerName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d", strings.Split(host, ".")[0], os.Getpid())
+}

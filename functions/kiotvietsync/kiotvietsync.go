@@ -1,0 +1,180 @@
+// Package kiotvietsync serves POST /functions/v1/kiotviet-sync (run one sync and answer when its log row
+// is final, in the reply shape the ERP reads) and POST /functions/v1/save-kiotviet-token (check a
+// KiotViet connection live, encrypt it, store it).
+package kiotvietsync
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/kvsync/kvsync/internal/auth"
+	"github.com/kvsync/kvsync/internal/httpx"
+	"github.com/kvsync/kvsync/internal/kiotviet"
+	"github.com/kvsync/kvsync/internal/syncer"
+)
+
+// Authenticator tells who is calling (internal/auth).
+type Authenticator interface {
+	Authenticate(r *http.Request) (auth.Caller, error)
+}
+
+// Admins tells whether a user is an ERP admin (the database's rule: public.is_admin or app_metadata.role).
+type Admins interface {
+	CallerIsAdmin(ctx context.Context, claims map[string]any) (bool, error)
+}
+
+// Syncer runs one sync to the end (internal/syncer).
+type Syncer interface {
+	Run(ctx context.Context, req syncer.Request) (syncer.Result, error)
+}
+
+// Deps are what the sync handler needs.
+type Deps struct {
+	Auth   Authenticator
+	Admins Admins
+	Sync   Syncer
+	Logger *slog.Logger
+}
+
+// request is the body the ERP sends: {credentialId, syncType, options: {pageSize, dateFrom}}; full and
+// runId are kvsync's additions (runId: a run the dispatcher already claimed, service callers only).
+type request struct {
+	CredentialID string `json:"credentialId"`
+	SyncType     string `json:"syncType"`
+	RunID        string `json:"runId"`
+	Options      struct {
+		PageSize *int   `json:"pageSize"`
+		DateFrom string `json:"dateFrom"`
+		Full     bool   `json:"full"`
+	} `json:"options"`
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// Authorize lets in the cron secret, the service role, and admin users; a signed-in non-admin gets 403
+// and anyone else 401 (the anon key opens nothing).
+func Authorize(ctx context.Context, a Authenticator, admins Admins, r *http.Request) (auth.Caller, error) {
+	c, err := a.Authenticate(r)
+	if err != nil {
+		return c, err
+	}
+	if c.IsService() {
+		return c, nil
+	}
+	ok, err := admins.CallerIsAdmin(ctx, c.Claims)
+	if err != nil {
+		return c, err
+	}
+	if !ok {
+		return c, httpx.Errorf(http.StatusForbidden, "only an admin may do this")
+	}
+	return c, nil
+}
+
+func (q request) toSync(caller auth.Caller) (syncer.Request, error) {
+	req := syncer.Request{CredentialID: strings.TrimSpace(q.CredentialID), SyncType: strings.TrimSpace(q.SyncType),
+		Full: q.Options.Full, Trigger: "manual"}
+	if caller.IsService() {
+		req.Trigger = "api"
+	}
+	switch {
+	case req.CredentialID == "":
+		return req, httpx.Errorf(http.StatusBadRequest, "credentialId is required")
+	case !uuidRE.MatchString(req.CredentialID):
+		return req, httpx.Errorf(http.StatusBadRequest, "credentialId must be a UUID")
+	case req.SyncType == "":
+		return req, httpx.Errorf(http.StatusBadRequest, "syncType is required")
+	}
+	if _, ok := syncer.SyncTypes[req.SyncType]; !ok {
+		return req, httpx.Errorf(http.StatusBadRequest, "syncType must be one of categories, products, inventory, products_full, attributes, all")
+	}
+	if q.Options.PageSize != nil {
+		if *q.Options.PageSize < 1 || *q.Options.PageSize > kiotviet.MaxPageSize {
+			return req, httpx.Errorf(http.StatusBadRequest, "options.pageSize must be between 1 and %d", kiotviet.MaxPageSize)
+		}
+		req.PageSize = *q.Options.PageSize
+	}
+	if q.Options.DateFrom != "" {
+		t, err := parseDate(q.Options.DateFrom)
+		if err != nil {
+			return req, httpx.Errorf(http.StatusBadRequest, "options.dateFrom must be an ISO date or date-time")
+		}
+		req.DateFrom = t
+	}
+	if q.RunID != "" {
+		if !caller.IsService() {
+			return req, httpx.Errorf(http.StatusForbidden, "runId is for the dispatcher only")
+		}
+		if !uuidRE.MatchString(q.RunID) {
+			return req, httpx.Errorf(http.StatusBadRequest, "runId must be a UUID")
+		}
+		req.RunID, req.Trigger = q.RunID, "cron"
+	}
+	return req, nil
+}
+
+// parseDate reads RFC 3339, or a date / date-time without offset as Vietnam time (KiotViet's).
+func parseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, kiotviet.VietnamZone()); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, httpx.Errorf(http.StatusBadRequest, "bad date")
+}
+
+// Handler serves POST /functions/v1/kiotviet-sync. It answers after the run's log row is final:
+// 200 {success:true, results, runId} on success; 200 {success:false, error, results, runId} when some
+// streams failed (partial: the ERP shows the reason, and what committed stays); 502 when the run failed
+// on KiotViet; 409 while the credential is already syncing.
+func Handler(d Deps) http.Handler {
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !httpx.Method(w, r, log, http.MethodPost) {
+			return
+		}
+		caller, err := Authorize(r.Context(), d.Auth, d.Admins, r)
+		if err != nil {
+			httpx.WriteError(w, r, log, err)
+			return
+		}
+		var q request
+		if err := httpx.Decode(w, r, &q); err != nil {
+			httpx.WriteError(w, r, log, err)
+			return
+		}
+		req, err := q.toSync(caller)
+		if err != nil {
+			httpx.WriteError(w, r, log, err)
+			return
+		}
+		// The sync outlives a caller that gives up: its outcome must still reach the log row.
+		res, err := d.Sync.Run(context.WithoutCancel(r.Context()), req)
+		if err != nil {
+			httpx.WriteError(w, r, log, err)
+			return
+		}
+		body := map[string]any{"success": res.Status == "success", "results": res.Streams, "runId": res.RunID,
+			"status": res.Status, "records": res.Records}
+		switch res.Status {
+		case "success":
+			httpx.JSON(w, http.StatusOK, body)
+		case "failed":
+			body["error"] = res.Error
+			httpx.JSON(w, http.StatusBadGateway, body)
+		default: // partial, skipped
+			body["error"] = res.Error
+			httpx.JSON(w, http.StatusOK, body)
+		}
+	})
+}

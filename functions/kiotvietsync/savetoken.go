@@ -1,0 +1,79 @@
+package kiotvietsync
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/kvsync/kvsync/internal/httpx"
+	"github.com/kvsync/kvsync/internal/syncer"
+)
+
+// Connector checks and saves a KiotViet connection (syncer.Connect with its dependencies bound).
+type Connector func(ctx context.Context, c syncer.Connection) (string, error)
+
+// SaveTokenDeps are what the save-kiotviet-token handler needs.
+type SaveTokenDeps struct {
+	Auth    Authenticator
+	Admins  Admins
+	Connect Connector
+	Logger  *slog.Logger
+}
+
+// SaveTokenHandler serves POST /functions/v1/save-kiotviet-token: an admin user's JWT (or the service
+// role) with {retailerName, clientId, clientSecret}. The connection is checked live with KiotViet before
+// anything is stored: 400 naming the missing field, 400 when KiotViet refuses the credentials (with
+// KiotViet's reason), 502 when KiotViet cannot be reached.
+func SaveTokenHandler(d SaveTokenDeps) http.Handler {
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !httpx.Method(w, r, log, http.MethodPost) {
+			return
+		}
+		caller, err := Authorize(r.Context(), d.Auth, d.Admins, r)
+		if err != nil {
+			httpx.WriteError(w, r, log, err)
+			return
+		}
+		var q struct {
+			RetailerName string `json:"retailerName"`
+			ClientID     string `json:"clientId"`
+			ClientSecret string `json:"clientSecret"`
+		}
+		if err := httpx.Decode(w, r, &q); err != nil {
+			httpx.WriteError(w, r, log, err)
+			return
+		}
+		for _, f := range []struct{ name, v string }{{"retailerName", q.RetailerName}, {"clientId", q.ClientID}, {"clientSecret", q.ClientSecret}} {
+			if strings.TrimSpace(f.v) == "" {
+				httpx.WriteError(w, r, log, httpx.Errorf(http.StatusBadRequest, "%s is required", f.name))
+				return
+			}
+		}
+		conn := syncer.Connection{Retailer: q.RetailerName, ClientID: q.ClientID, ClientSecret: q.ClientSecret}
+		if caller.UserID != "" {
+			uid := caller.UserID
+			conn.UserID = &uid
+		}
+		id, err := d.Connect(context.WithoutCancel(r.Context()), conn)
+		switch {
+		case errors.Is(err, syncer.ErrRejected):
+			httpx.WriteError(w, r, log, &httpx.Error{Status: http.StatusBadRequest,
+				Message: "KiotViet rejected the retailer name, client id or client secret", Err: err})
+			return
+		case errors.Is(err, syncer.ErrUnreachable):
+			httpx.WriteError(w, r, log, &httpx.Error{Status: http.StatusBadGateway, Message: "KiotViet could not be reached; try again", Err: err})
+			return
+		case err != nil:
+			httpx.WriteError(w, r, log, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, map[string]any{"success": true, "credentialId": id,
+			"message": "KiotViet connection saved"})
+	})
+}

@@ -1,0 +1,220 @@
+// Package schedulesync is the dispatcher: POST /functions/v1/kiotviet-schedule-sync, which pg_cron calls
+// every five minutes through pg_net. A tick rescues runs whose worker died, claims the due schedules in
+// one statement, answers at once (202), and runs the claimed syncs on a bounded pool, in this process or
+// fanned out to other replicas. Postgres is the only coordinator: any number of dispatchers may tick at
+// once, and each schedule still runs once.
+package schedulesync
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/syncer"
+)
+
+// Runner carries out one claimed run (the sync engine, or FanOut to another replica).
+type Runner interface {
+	Run(ctx context.Context, req syncer.Request) (syncer.Result, error)
+}
+
+// Config is what a Dispatcher needs. Zero values mean the defaults.
+type Config struct {
+	Store       *store.Store
+	Runner      Runner
+	Worker      string
+	Concurrency int           // syncs at once in this process; default 4
+	Lease       time.Duration // of a claimed run until its first heartbeat; default syncer.DefaultLease
+	Alerts      *Alerter      // optional: failure / recovery notices
+	Metrics     *Metrics      // default: fresh counters
+	Logger      *slog.Logger
+
+	// OnRunDone, when set, is called after each claimed run ended: a test signal.
+	OnRunDone func(RunResult)
+}
+
+// RunResult is one claimed run's end.
+type RunResult struct {
+	Claim  store.Claim
+	Result syncer.Result
+	Err    error
+}
+
+// Dispatcher claims and runs due schedules.
+type Dispatcher struct {
+	cfg   Config
+	slots chan struct{}
+
+	runCtx    context.Context // runs outlive the request that claimed them
+	cancelRun context.CancelFunc
+	wg        sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// ErrClosed is returned by Tick after Shutdown began.
+var ErrClosed = errors.New("the dispatcher is shutting down")
+
+// New applies defaults; it panics on a missing Store or Runner (a programming error).
+func New(cfg Config) *Dispatcher {
+	if cfg.Store == nil || cfg.Runner == nil {
+		panic("schedulesync: Store and Runner are required")
+	}
+	cfg.Concurrency = max(cmp.Or(cfg.Concurrency, 4), 1)
+	cfg.Lease = cmp.Or(cfg.Lease, syncer.DefaultLease)
+	cfg.Worker = cmp.Or(cfg.Worker, "kvsync")
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Dispatcher{cfg: cfg, slots: make(chan struct{}, cfg.Concurrency), runCtx: ctx, cancelRun: cancel}
+}
+
+// Tick is one dispatch: what was claimed, and a way to wait for those runs.
+type Tick struct {
+	Rescued []store.Rescued
+	Claimed []store.Claim
+	results chan RunResult
+}
+
+// Wait returns the claimed runs' results once all have ended, or what ended before ctx did.
+func (t *Tick) Wait(ctx context.Context) []RunResult {
+	out := make([]RunResult, 0, len(t.Claimed))
+	for range t.Claimed {
+		select {
+		case r := <-t.results:
+			out = append(out, r)
+		case <-ctx.Done():
+			return out
+		}
+	}
+	return out
+}
+
+// Tick rescues expired runs, claims up to limit due schedules (never more than the pool has free slots,
+// so a claimed run starts at once and never waits out its lease in a queue) and starts them.
+func (d *Dispatcher) Tick(ctx context.Context, limit int) (*Tick, error) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, ErrClosed
+	}
+	d.wg.Add(1) // held until the claimed runs are started, so Shutdown waits for them too
+	d.mu.Unlock()
+	defer d.wg.Done()
+
+	t := &Tick{}
+	rescued, err := d.cfg.Store.RescueExpired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.Rescued = rescued
+	for _, r := range rescued {
+		d.cfg.Logger.Warn("rescued a run whose worker stopped heartbeating", "run", r.RunID, "worker", r.Worker)
+		d.notify(r.RunID)
+	}
+
+	if limit <= 0 {
+		limit = d.cfg.Concurrency
+	}
+	free := 0
+acquire:
+	for free < limit {
+		select {
+		case d.slots <- struct{}{}:
+			free++
+		default:
+			break acquire
+		}
+	}
+	if free == 0 {
+		t.results = make(chan RunResult)
+		return t, nil
+	}
+	start := time.Now()
+	claims, err := d.cfg.Store.ClaimDue(ctx, d.cfg.Worker, free, d.cfg.Lease)
+	d.cfg.Metrics.observeClaim(time.Since(start), len(claims))
+	for i := len(claims); i < free; i++ {
+		<-d.slots
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.Claimed = claims
+	t.results = make(chan RunResult, len(claims))
+	for _, c := range claims {
+		d.wg.Add(1)
+		go d.run(c, t.results)
+	}
+	return t, nil
+}
+
+func (d *Dispatcher) run(c store.Claim, results chan<- RunResult) {
+	defer d.wg.Done()
+	defer func() { <-d.slots }()
+	log := d.cfg.Logger.With("run", c.RunID, "credential", c.CredentialID, "sync_type", c.SyncType)
+	d.cfg.Metrics.inflight.Add(1)
+	res, err := d.cfg.Runner.Run(d.runCtx, syncer.Request{RunID: c.RunID, CredentialID: c.CredentialID,
+		SyncType: c.SyncType, Trigger: "cron"})
+	d.cfg.Metrics.inflight.Add(-1)
+	if err != nil && !errors.Is(err, syncer.ErrLeaseLost) {
+		log.Error("run could not be carried out", "err", err)
+		// Whatever happened, the run's row must not stay 'running' until its lease expires.
+		fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if _, ferr := d.cfg.Store.FinishRun(fctx, c.RunID, store.Finish{Status: "failed", Error: err.Error()}); ferr == nil {
+			res.Status = "failed"
+		}
+		cancel()
+	}
+	if res.Status == "" && err != nil {
+		res.Status = "failed"
+	}
+	d.cfg.Metrics.observeRun(res)
+	d.notify(c.RunID)
+	rr := RunResult{Claim: c, Result: res, Err: err}
+	results <- rr
+	if d.cfg.OnRunDone != nil {
+		d.cfg.OnRunDone(rr)
+	}
+}
+
+// notify sends a failure or recovery alert when this run changed the schedule's health.
+func (d *Dispatcher) notify(runID string) {
+	if d.cfg.Alerts == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	out, err := d.cfg.Store.RunOutcome(ctx, runID)
+	if err != nil {
+		d.cfg.Logger.Warn("alert: could not read the run's outcome", "run", runID, "err", err)
+		return
+	}
+	d.cfg.Alerts.Notify(ctx, out)
+}
+
+// Shutdown stops claiming, lets running syncs finish until ctx ends, then cancels the rest: each of those
+// is finished as failed (its committed pages and cursor stay; the schedule retries after its backoff).
+func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		d.cancelRun()
+		<-done
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,56 @@
+package schedulesync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/kvsync/kvsync/internal/syncer"
+)
+
+// FanOut is a Runner that hands each claimed run to another kvsync replica (or a pool behind a load
+// balancer) by POSTing it to that replica's /functions/v1/kiotviet-sync with the run's id, instead of
+// running it in this process. The replica heartbeats and finishes the run; this side waits for its reply.
+type FanOut struct {
+	URL    string // e.g. https://sync.internal/functions/v1/kiotviet-sync
+	Secret string // the cron secret (or service key) the replica accepts
+	Client *http.Client
+}
+
+// Run posts the claimed run and returns the replica's result.
+func (f FanOut) Run(ctx context.Context, req syncer.Request) (syncer.Result, error) {
+	body, _ := json.Marshal(map[string]any{"credentialId": req.CredentialID, "syncType": req.SyncType, "runId": req.RunID})
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, f.URL, bytes.NewReader(body))
+	if err != nil {
+		return syncer.Result{}, err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Authorization", "Bearer "+f.Secret)
+	client := f.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(hr)
+	if err != nil {
+		return syncer.Result{}, fmt.Errorf("fan-out to %s: %w", hr.URL.Host, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return syncer.Result{}, fmt.Errorf("fan-out to %s: %w", hr.URL.Host, err)
+	}
+	var out struct {
+		RunID   string                         `json:"runId"`
+		Status  string                         `json:"status"`
+		Results map[string]*syncer.StreamStats `json:"results"`
+		Records int                            `json:"records"`
+		Error   string                         `json:"error"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil || out.Status == "" {
+		return syncer.Result{}, fmt.Errorf("fan-out to %s: status %d: %s", hr.URL.Host, resp.StatusCode, out.Error)
+	}
+	return syncer.Result{RunID: out.RunID, Status: out.Status, Streams: out.Results, Records: out.Records, Error: out.Error}, nil
+}

@@ -1,0 +1,154 @@
+// Package httpx holds what every kvsync HTTP function shares: JSON in and out, the one mapping from an
+// error to an HTTP status, the 1 MiB body limit, and CORS. Error replies are {success:false, error}, the
+// shape the ERP frontend reads.
+package httpx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/kvsync/kvsync/internal/auth"
+	"github.com/kvsync/kvsync/internal/store"
+)
+
+// MaxBody is the largest request body accepted; a larger one gets 413.
+const MaxBody = 1 << 20
+
+// Error is an error with the HTTP status it should get and a message safe to show the caller.
+type Error struct {
+	Status  int
+	Message string
+	Err     error // logged, never shown
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf makes an *Error with a status.
+func Errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// Status maps an error to its HTTP status and the message to show. This is the only place that does:
+// bad input 400, no or bad credentials 401, not allowed 403, unknown 404, conflict 409, KiotViet 502;
+// anything unexpected is 500 with a generic message (the details go to the log only).
+func Status(err error) (int, string) {
+	var he *Error
+	if errors.As(err, &he) {
+		return he.Status, he.Message
+	}
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		if errors.Is(err, auth.ErrUnavailable) {
+			return http.StatusServiceUnavailable, ae.Message
+		}
+		return http.StatusUnauthorized, ae.Message
+	}
+	var se *store.Error
+	if errors.As(err, &se) {
+		switch se.Code {
+		case store.CodeInvalid:
+			return http.StatusBadRequest, se.Message
+		case store.CodeNotFound:
+			return http.StatusNotFound, se.Message
+		case store.CodeConflict, store.CodeState:
+			return http.StatusConflict, se.Message
+		}
+	}
+	return http.StatusInternalServerError, "internal error"
+}
+
+// WriteError replies {success:false, error} with the error's status, and logs what is not the caller's
+// fault.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status, msg := Status(err)
+	if status >= 500 {
+		log.Error("request failed", "path", r.URL.Path, "status", status, "err", err)
+	} else {
+		log.Info("request refused", "path", r.URL.Path, "status", status, "err", err)
+	}
+	JSON(w, status, map[string]any{"success": false, "error": msg})
+}
+
+// JSON writes v as a JSON reply.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Decode reads a JSON body into v: 413 over MaxBody, 400 naming the field on a type mismatch, 400 on
+// malformed JSON. An empty body decodes as {}.
+func Decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", MaxBody)
+		}
+		return Errorf(http.StatusBadRequest, "could not read the request body")
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		body = []byte("{}")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return Errorf(http.StatusBadRequest, "%s must be a %s", te.Field, te.Type.String())
+		}
+		return Errorf(http.StatusBadRequest, "request body is not valid JSON")
+	}
+	return nil
+}
+
+// Method answers 405 unless the request uses one of the allowed methods.
+func Method(w http.ResponseWriter, r *http.Request, log *slog.Logger, allowed ...string) bool {
+	if slices.Contains(allowed, r.Method) {
+		return true
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	WriteError(w, r, log, Errorf(http.StatusMethodNotAllowed, "method %s is not allowed", r.Method))
+	return false
+}
+
+// CORS answers preflight requests and sets the CORS headers for the configured origins ("*" allows any
+// origin). The allowed headers are those supabase-js sends with functions.invoke.
+func CORS(origins []string, next http.Handler) http.Handler {
+	anyOrigin := slices.Contains(origins, "*")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		allowed := origin != "" && (anyOrigin || slices.Contains(origins, origin))
+		if allowed {
+			h := w.Header()
+			if anyOrigin {
+				h.Set("Access-Control-Allow-Origin", "*")
+			} else {
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Add("Vary", "Origin")
+			}
+			h.Set("Access-Control-Allow-Headers", "authorization, x-client-info, apikey, content-type, x-cron-secret")
+			h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+		}
+		if r.Method == http.MethodOptions {
+			if !allowed {
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
