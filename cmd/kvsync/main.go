@@ -27,7 +27,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		usage(stdout)
 		return nil
 	}
-	cmd, ok := commands[args[0]]
+	cmd, ok := commands()[args[0]]
 	if !ok {
 		usage(stderr)
 		return fmt.Errorf("unknown command %q: see 'kvsync --help'", args[0])
@@ -52,17 +52,28 @@ type command struct {
 	run     func(ctx context.Context, e env) error
 }
 
-var commands = map[string]command{}
-
-func init() {
-	commands["migrate"] = command{"apply supabase/migrations to the database", cmdMigrate}
-	commands["serve"] = command{"serve the functions, /healthz and /metrics", cmdServe}
+// commands is the command table: one line per subcommand.
+func commands() map[string]command {
+	return map[string]command{
+		"serve":       {"serve the functions, /healthz and /metrics", cmdServe},
+		"dispatch":    {"run one dispatcher tick now, wait for its syncs and print the results", cmdDispatch},
+		"sync":        {"sync one credential and sync type now, with live progress", cmdSync},
+		"status":      {"show every schedule: next run, last run, failures, progress", cmdStatus},
+		"credentials": {"add, list or deactivate KiotViet connections", cmdCredentials},
+		"schedule":    {"create or change a credential's schedule", cmdSchedule},
+		"keys":        {"generate an encryption key, or re-encrypt every credential with the newest", cmdKeys},
+		"cron":        {"install or uninstall the pg_cron job and its Vault secrets", cmdCron},
+		"doctor":      {"check the database, cron job, secrets, dispatcher and keys, and say how to fix", cmdDoctor},
+		"migrate":     {"apply supabase/migrations to the database", cmdMigrate},
+		"bench":       {"measure kvsync against the earlier system's algorithm and the API floor", cmdBench},
+	}
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "kvsync keeps a Supabase database in sync with KiotViet on a schedule.")
 	fmt.Fprintln(w, "\nUsage: kvsync <command> [flags]   (kvsync <command> --help for its flags)\n\nCommands:")
+	cmds := commands()
 	for _, name := range sortedCommands() {
-		fmt.Fprintf(w, "  %-12s %s\n", name, commands[name].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", name, cmds[name].summary)
 	}
 }

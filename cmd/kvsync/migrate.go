@@ -14,8 +14,9 @@ import (
 )
 
 func sortedCommands() []string {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
+	cmds := commands()
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
 		names = append(names, n)
 	}
 	sort.Strings(names)

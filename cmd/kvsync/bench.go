@@ -1,0 +1,5 @@
+package main
+
+import "context"
+
+func cmdBench(context.Context, env) error { return errNotYet }
