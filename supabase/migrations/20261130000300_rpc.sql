@@ -605,6 +605,14 @@ begin
     raise exception 'kiotviet_finish_run: status must be success, partial, failed or skipped, not %', p_status
       using errcode = '22023';
   end if;
+  -- Lock order: the schedule before its run row, as kiotviet_claim_due takes them (it locks schedules,
+  -- then its insert waits for whoever is updating a running row of the same credential). Updating the
+  -- run row first and then waiting for the schedule deadlocked with a concurrent claim (40P01, seen
+  -- with 8 dispatchers in internal/testdb/claim_test.go), failing either the claim or this finish.
+  perform from public.kiotviet_sync_schedules s
+   where s.id = (select x.schedule_id from public.kiotviet_sync_logs x
+                  where x.id = p_run_id and x.status = 'running' and x.trigger = 'cron')
+     for update of s;
   update public.kiotviet_sync_logs
      set status = p_status, records_synced = coalesce(p_records, 0), stats = coalesce(p_stats, '{}'::jsonb),
          api_calls = coalesce(p_api_calls, 0), error_message = left(p_error, 2000), completed_at = now(),
@@ -631,6 +639,13 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   r record;
 begin
+  -- Schedules first, then run rows: the lock order of kiotviet_claim_due and kiotviet_finish_run (see
+  -- there), so a rescue never deadlocks with a claim.
+  perform from public.kiotviet_sync_schedules s
+   where s.id in (select x.schedule_id from public.kiotviet_sync_logs x
+                   where x.status = 'running' and x.lease_expires_at < now() and x.trigger = 'cron')
+   order by s.id
+     for update of s;
   for r in
     update public.kiotviet_sync_logs l
        set status = 'failed', completed_at = now(),

@@ -2,7 +2,7 @@
 -- page writers, the sweep, the credential functions, and who may execute them. Values relative to now()
 -- (fixed in this transaction) are compared exactly.
 begin;
-select plan(95);
+select plan(96);
 set local client_min_messages = warning;  -- the page functions' "temporary table already exists" notices
 
 -- Only this file's rows: whatever another test committed is out of the way until the rollback.
@@ -80,8 +80,12 @@ select ok(public.kiotviet_heartbeat((select run_id from claim1 where credential_
 select is(lease_expires_at || ' ' || progress::text, (now() + interval '600 seconds') || ' {"page": 3}',
           'heartbeat: extends the lease and publishes the progress')
   from public.kiotviet_sync_logs where id = (select run_id from claim1 where credential_id = 'c2000000-0000-0000-0000-00000000000a');
-select ok(not public.kiotviet_heartbeat((select run_id from claim1 where credential_id = 'c2000000-0000-0000-0000-00000000000a'), 'w2'),
-          'heartbeat: false for a worker that does not own the run');
+-- Since 20261130000700 (fan-out) the heartbeat hands the lease to whichever worker beats for a running run;
+-- what stops a worker is its run no longer running (below).
+select ok(public.kiotviet_heartbeat((select run_id from claim1 where credential_id = 'c2000000-0000-0000-0000-00000000000a'), 'w2'),
+          'heartbeat: another replica carrying out the run (fan-out) beats for it');
+select is(worker, 'w2', 'heartbeat: the lease passes to the worker that beats')
+  from public.kiotviet_sync_logs where id = (select run_id from claim1 where credential_id = 'c2000000-0000-0000-0000-00000000000a');
 select ok(public.kiotviet_finish_run((select run_id from claim1 where credential_id = 'c2000000-0000-0000-0000-00000000000a'),
                                      'success', 42, '{"products": {"count": 42}}', 3) is not null,
           'finish: a running run finishes');
