@@ -1,0 +1,284 @@
+package schedulesync_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kvsync/kvsync/functions/schedulesync"
+	"github.com/kvsync/kvsync/internal/auth"
+	"github.com/kvsync/kvsync/internal/kiotviet"
+	"github.com/kvsync/kvsync/internal/kiotvietfake"
+	"github.com/kvsync/kvsync/internal/secret"
+	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/synctest"
+	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/testdb"
+)
+
+const cronSecret = "cron-secret-0123456789-0123456789-abcdef"
+
+type bundle struct {
+	db     *pgxpool.Pool
+	fake   *kiotvietfake.Server
+	store  *store.Store
+	engine *syncer.Engine
+	keys   *secret.Keyring
+	credID string
+	done   chan schedulesync.RunResult
+}
+
+func setup(t *testing.T, products int) *bundle {
+	t.Helper()
+	b := &bundle{db: testdb.Exclusive(t), done: make(chan schedulesync.RunResult, 1000)}
+	b.store = store.New(store.PG{Pool: b.db})
+	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: products, Branches: 2, Seed: 11, RateLimitPerHour: -1})
+	fsrv := httptest.NewServer(b.fake.Handler())
+	t.Cleanup(fsrv.Close)
+	var err error
+	b.keys, err = secret.ParseKeys("k1:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)), "")
+	require.NoError(t, err)
+	b.engine, err = syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "test",
+		KiotViet: kiotviet.Config{TokenURL: fsrv.URL + "/connect/token", APIURL: fsrv.URL, MaxAttempts: 2,
+			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }}})
+	require.NoError(t, err)
+	b.credID, err = synctest.SaveCredential(context.Background(), b.store, b.keys, b.fake.Credentials())
+	require.NoError(t, err)
+	return b
+}
+
+func (b *bundle) dispatcher(worker string, alerts *schedulesync.Alerter) *schedulesync.Dispatcher {
+	return schedulesync.New(schedulesync.Config{Store: b.store, Runner: b.engine, Worker: worker, Concurrency: 4,
+		Alerts: alerts, OnRunDone: func(r schedulesync.RunResult) { b.done <- r }})
+}
+
+func (b *bundle) schedule(t *testing.T, credID, syncType string) string {
+	t.Helper()
+	id, err := b.store.UpsertSchedule(context.Background(), store.Schedule{CredentialID: credID, SyncType: syncType, Frequency: "hourly", Enabled: true})
+	require.NoError(t, err)
+	b.makeDue(t, id)
+	return id
+}
+
+func (b *bundle) makeDue(t *testing.T, scheduleID string) {
+	_, err := b.db.Exec(context.Background(), `update kiotviet_sync_schedules set next_run_at = now() - interval '1 minute' where id = $1`, scheduleID)
+	require.NoError(t, err)
+}
+
+func (b *bundle) waitRuns(t *testing.T, n int) []schedulesync.RunResult {
+	t.Helper()
+	var out []schedulesync.RunResult
+	timeout := time.After(2 * time.Minute)
+	for len(out) < n {
+		select {
+		case r := <-b.done:
+			out = append(out, r)
+		case <-timeout:
+			t.Fatalf("only %d of %d runs ended", len(out), n)
+		}
+	}
+	return out
+}
+
+func serve(t *testing.T, d *schedulesync.Dispatcher) *httptest.Server {
+	authn, err := auth.New(auth.Config{CronSecret: cronSecret, JWTSecret: strings.Repeat("j", 40)})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.Handle("/functions/v1/kiotviet-schedule-sync", schedulesync.Handler(d, authn, nil))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func setVault(t *testing.T, db *pgxpool.Pool, name, value string) {
+	ctx := context.Background()
+	_, err := db.Exec(ctx, `delete from vault.secrets where name = $1`, name)
+	require.NoError(t, err)
+	_, err = db.Exec(ctx, `select vault.create_secret($1, $2)`, value, name)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = db.Exec(context.Background(), `delete from vault.secrets where name = $1`, name) })
+}
+
+// The scheduled path end to end: the cron job's own command → net.http_post (sent at commit) → the
+// dispatcher → a sync from the fake → data tables equal to the shop → schedule advanced → log success.
+func TestCronCommandToSyncedTables(t *testing.T) {
+	b := setup(t, 300)
+	ctx := context.Background()
+	srv := serve(t, b.dispatcher("cron-e2e", nil))
+	setVault(t, b.db, "kiotviet_dispatcher_url", srv.URL+"/functions/v1/kiotviet-schedule-sync")
+	setVault(t, b.db, "kiotviet_cron_secret", cronSecret)
+	scheduleID := b.schedule(t, b.credID, "products_full")
+	var slot time.Time
+	require.NoError(t, b.db.QueryRow(ctx, `select next_run_at from kiotviet_sync_schedules where id = $1`, scheduleID).Scan(&slot))
+
+	var command string
+	require.NoError(t, b.db.QueryRow(ctx, `select command from cron.job where jobname = 'kiotviet-sync-scheduler'`).Scan(&command))
+	tx, err := b.db.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `set local kvsync.net_dispatch = 'sync'`)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, command)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+
+	var status int
+	require.NoError(t, b.db.QueryRow(ctx, `select status_code from net._http_response order by created desc limit 1`).Scan(&status))
+	assert.Equal(t, http.StatusAccepted, status, "the dispatcher answers at once")
+
+	r := b.waitRuns(t, 1)[0]
+	require.NoError(t, r.Err)
+	assert.Equal(t, "success", r.Result.Status, r.Result.Error)
+	diffs, err := synctest.Compare(ctx, b.db, b.fake.Snapshot(), false, 10)
+	require.NoError(t, err)
+	assert.Empty(t, diffs)
+
+	var lastRun, next time.Time
+	var failures int
+	require.NoError(t, b.db.QueryRow(ctx, `select last_run_at, next_run_at, consecutive_failures from kiotviet_sync_schedules where id = $1`,
+		scheduleID).Scan(&lastRun, &next, &failures))
+	assert.True(t, lastRun.Equal(slot), "last_run_at is the slot the run was for")
+	assert.True(t, next.Equal(slot.Add(time.Hour)), "the next slot is on the same grid: %s", next)
+	var logStatus, trigger string
+	require.NoError(t, b.db.QueryRow(ctx, `select status, trigger from kiotviet_sync_logs where id = $1`, r.Claim.RunID).Scan(&logStatus, &trigger))
+	assert.Equal(t, "success", logStatus)
+	assert.Equal(t, "cron", trigger)
+}
+
+func TestDispatchRefusesUsersAndAnon(t *testing.T) {
+	b := setup(t, 10)
+	srv := serve(t, b.dispatcher("auth", nil))
+	for _, tc := range []struct {
+		bearer string
+		status int
+	}{{"", 401}, {"wrong-secret-wrong-secret-wrong-secret", 401}, {cronSecret, 202}} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/functions/v1/kiotviet-schedule-sync", strings.NewReader(`{}`))
+		if tc.bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, tc.status, resp.StatusCode, string(body))
+	}
+}
+
+// N dispatchers ticking at once over M due schedules: each schedule runs exactly once.
+func TestConcurrentDispatchersRunEachScheduleOnce(t *testing.T) {
+	b := setup(t, 40)
+	ctx := context.Background()
+	const credentials = 6
+	ids := []string{b.credID}
+	for len(ids) < credentials {
+		id, err := synctest.SaveCredential(ctx, b.store, b.keys, b.fake.Credentials())
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	// Saving a connection replaces the older one of the same shop; here every row stays active, as if
+	// each were another shop's.
+	_, err := b.db.Exec(ctx, `update kiotviet_credentials set is_active = true`)
+	require.NoError(t, err)
+	var schedules []string
+	for _, id := range ids {
+		for _, st := range []string{"categories", "attributes"} {
+			schedules = append(schedules, b.schedule(t, id, st))
+		}
+	}
+	var dispatchers []*schedulesync.Dispatcher
+	for i := 0; i < 4; i++ {
+		dispatchers = append(dispatchers, b.dispatcher("d"+string(rune('a'+i)), nil))
+	}
+	total := 0
+	for total < len(schedules) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		claimed := 0
+		for _, d := range dispatchers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tick, err := d.Tick(ctx, 10)
+				assert.NoError(t, err)
+				if err == nil {
+					mu.Lock()
+					claimed += len(tick.Claimed)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		b.waitRuns(t, claimed)
+		require.Positive(t, claimed, "due schedules are left but nobody claimed them")
+		total += claimed
+	}
+	assert.Equal(t, len(schedules), total)
+	rows, err := b.db.Query(ctx, `select schedule_id, count(*) from kiotviet_sync_logs where trigger = 'cron' group by schedule_id`)
+	require.NoError(t, err)
+	runs := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		require.NoError(t, rows.Scan(&id, &n))
+		runs[id] = n
+	}
+	require.NoError(t, rows.Err())
+	for _, s := range schedules {
+		assert.Equal(t, 1, runs[s], "schedule %s ran %d times", s, runs[s])
+	}
+}
+
+// The alert fires once when a schedule starts failing and once when it recovers, not on every retry.
+func TestAlertOnFailureAndRecoveryOnly(t *testing.T) {
+	b := setup(t, 30)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var texts []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		texts = append(texts, m["text"])
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	d := b.dispatcher("alerts", &schedulesync.Alerter{URL: hook.URL})
+	scheduleID := b.schedule(t, b.credID, "categories")
+
+	tickOnce := func(status string) {
+		t.Helper()
+		b.makeDue(t, scheduleID)
+		tick, err := d.Tick(ctx, 1)
+		require.NoError(t, err)
+		require.Len(t, tick.Claimed, 1)
+		r := b.waitRuns(t, 1)[0]
+		require.Equal(t, status, r.Result.Status, r.Result.Error)
+	}
+	b.fake.SetFaults(kiotvietfake.Faults{Status5xxNext: 1000})
+	tickOnce("failed")
+	tickOnce("failed")
+	tickOnce("failed")
+	b.fake.SetFaults(kiotvietfake.Faults{})
+	tickOnce("success")
+	tickOnce("success")
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, texts, 2, "one alert on failure, one on recovery: %q", texts)
+	assert.Contains(t, texts[0], "failed")
+	assert.Contains(t, texts[1], "recovered")
+	var failures int
+	require.NoError(t, b.db.QueryRow(ctx, `select consecutive_failures from kiotviet_sync_schedules where id = $1`, scheduleID).Scan(&failures))
+	assert.Zero(t, failures)
+}
