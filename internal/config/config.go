@@ -26,6 +26,7 @@ const (
 	DefaultRateLimitPerHour = 5000 // KiotViet's documented per-shop GET budget
 	DefaultAddr             = ":8080"
 	DefaultConcurrency      = 4
+	DefaultLeaseSeconds     = 120
 	DefaultLogLevel         = slog.LevelInfo
 )
 
@@ -108,6 +109,9 @@ type Config struct {
 	Addr string
 	// Concurrency is KVSYNC_CONCURRENCY, how many syncs one replica runs at once.
 	Concurrency int
+	// LeaseSeconds is KVSYNC_LEASE_SECONDS: how long a run stays this replica's without a heartbeat.
+	// A replica that dies mid-run has its run rescued this long after its last heartbeat.
+	LeaseSeconds int
 	// CORSOrigins is KVSYNC_CORS_ORIGINS: browser origins allowed to call the functions
 	// (scheme://host[:port]), or ["*"]. Empty means no cross-origin access.
 	CORSOrigins []string
@@ -222,6 +226,7 @@ func Load(getenv func(string) string) (Config, error) {
 		l.fail("KVSYNC_ADDR", "port %q is not a number from 0 to 65535", port)
 	}
 	c.Concurrency = l.intIn("KVSYNC_CONCURRENCY", DefaultConcurrency, 1, MaxConcurrency)
+	c.LeaseSeconds = l.intIn("KVSYNC_LEASE_SECONDS", DefaultLeaseSeconds, 4, 3600)
 	c.CORSOrigins = l.origins("KVSYNC_CORS_ORIGINS")
 	c.LogLevel = DefaultLogLevel
 	if v := l.get("KVSYNC_LOG_LEVEL"); v != "" {
@@ -425,6 +430,7 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("alert_webhook_url", set(c.AlertWebhookURL)),
 		slog.String("addr", c.Addr),
 		slog.Int("concurrency", c.Concurrency),
+		slog.Int("lease_seconds", c.LeaseSeconds),
 		slog.String("cors_origins", strings.Join(c.CORSOrigins, ",")),
 		slog.String("log_level", c.LogLevel.String()),
 	}
