@@ -282,3 +282,31 @@ func TestAlertOnFailureAndRecoveryOnly(t *testing.T) {
 	require.NoError(t, b.db.QueryRow(ctx, `select consecutive_failures from kiotviet_sync_schedules where id = $1`, scheduleID).Scan(&failures))
 	assert.Zero(t, failures)
 }
+
+// The one slow test: a real pg_cron tick (at the next minute boundary) runs the dispatch command, which
+// posts through pg_net to the dispatcher. Up to two minutes.
+func TestRealPgCronTick(t *testing.T) {
+	b := setup(t, 50)
+	ctx := context.Background()
+	srv := serve(t, b.dispatcher("pg-cron", nil))
+	setVault(t, b.db, "kiotviet_dispatcher_url", srv.URL+"/functions/v1/kiotviet-schedule-sync")
+	setVault(t, b.db, "kiotviet_cron_secret", cronSecret)
+	b.schedule(t, b.credID, "categories")
+	var command string
+	require.NoError(t, b.db.QueryRow(ctx, `select command from cron.job where jobname = 'kiotviet-sync-scheduler'`).Scan(&command))
+	// The same command as the real job, every minute instead of every five, so the test waits less.
+	_, err := b.db.Exec(ctx, `select cron.schedule('kiotviet-tick-test', '* * * * *', $1)`, command)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = b.db.Exec(context.Background(), `select cron.unschedule('kiotviet-tick-test')`) })
+
+	select {
+	case r := <-b.done:
+		assert.Equal(t, "success", r.Result.Status, r.Result.Error)
+	case <-time.After(150 * time.Second):
+		t.Fatal("no pg_cron tick reached the dispatcher")
+	}
+	var ran int
+	require.NoError(t, b.db.QueryRow(ctx, `select count(*) from cron.job_run_details d join cron.job j on j.jobid = d.jobid
+		where j.jobname = 'kiotviet-tick-test' and d.status = 'succeeded'`).Scan(&ran))
+	assert.Positive(t, ran)
+}
