@@ -440,105 +440,85 @@ func (r *run) listOptions(full bool, from time.Time) kiotviet.ListOptions {
 }
 
 func (r *run) categories(ctx context.Context, st *StreamStats) error {
-	full, from, err := r.plan(ctx, StreamCategories)
-	if err != nil {
-		return err
-	}
-	st.Mode = mode(full)
-	started := r.e.cfg.Now()
-	var cur cursorTracker
-	total := 0
-	apply := func(ctx context.Context, pg kiotviet.Page[kiotviet.Category], full bool) error {
-		rows := make([]categoryRow, 0, len(pg.Items))
-		dates := make([]time.Time, 0, len(pg.Items))
-		for _, c := range flatten(pg.Items) {
-			rows = append(rows, categoryRowOf(c))
-			dates = append(dates, c.ModifiedDate)
-		}
-		raw, err := json.Marshal(rows)
-		if err != nil {
-			return err
-		}
-		a, err := r.e.cfg.Store.ApplyCategories(ctx, store.Page{RunID: r.id, CredentialID: r.req.CredentialID,
-			Rows: raw, RemovedIDs: pg.RemovedIDs, Cursor: cur.page(dates), Full: full})
-		if err != nil {
-			return err
-		}
-		total = pg.Total
-		st.Count += len(rows)
-		st.Written += a.Written
-		st.Deleted += a.Deleted
-		st.Pages++
-		r.addPage(len(rows))
-		return nil
-	}
-	opts := r.listOptions(full, from)
-	if err := pump(ctx, r.client.Categories(opts), func(ctx context.Context, pg kiotviet.Page[kiotviet.Category]) error {
-		return apply(ctx, pg, full)
-	}); err != nil {
-		return err
-	}
-	return r.finishStream(ctx, StreamCategories, st, full, started, total, &cur, func(ctx context.Context, since time.Time) (int, error) {
-		removed := 0
-		o := r.listOptions(false, since)
-		err := pump(ctx, r.client.Categories(o), func(ctx context.Context, pg kiotviet.Page[kiotviet.Category]) error {
-			removed += len(pg.RemovedIDs)
-			return apply(ctx, pg, true) // what the catch-up reads was seen too
+	return pagedStream(ctx, r, StreamCategories, st, r.e.cfg.Store.ApplyCategories,
+		func(o kiotviet.ListOptions) *kiotviet.Pager[kiotviet.Category] { return r.client.Categories(o) },
+		func(items []kiotviet.Category) (any, []time.Time) {
+			flat := flatten(items)
+			rows := make([]categoryRow, len(flat))
+			dates := make([]time.Time, len(flat))
+			for i, c := range flat {
+				rows[i], dates[i] = categoryRowOf(c), c.ModifiedDate
+			}
+			return rows, dates
 		})
-		return removed, err
-	})
 }
 
 func (r *run) products(ctx context.Context, st *StreamStats) error {
-	full, from, err := r.plan(ctx, StreamProducts)
+	return pagedStream(ctx, r, StreamProducts, st, r.e.cfg.Store.ApplyProducts,
+		func(o kiotviet.ListOptions) *kiotviet.Pager[kiotviet.Product] {
+			o.IncludeInventory = true
+			return r.client.Products(o)
+		},
+		func(items []kiotviet.Product) (any, []time.Time) {
+			rows := make([]productRow, len(items))
+			dates := make([]time.Time, len(items))
+			for i, p := range items {
+				rows[i], dates[i] = productRowOf(p), p.ModifiedDate
+			}
+			return rows, dates
+		})
+}
+
+// pagedStream runs one cursor-driven stream (categories, products): a full pass or an incremental one
+// (plan), each page shaped into rows and applied in one SQL call with the cursor it earned, then
+// finishStream (catch-up, sweep, a held-back cursor).
+func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamStats,
+	applyPage func(context.Context, store.Page) (store.Applied, error),
+	list func(kiotviet.ListOptions) *kiotviet.Pager[T],
+	shape func([]T) (rows any, dates []time.Time)) error {
+	full, from, err := r.plan(ctx, stream)
 	if err != nil {
 		return err
 	}
 	st.Mode = mode(full)
 	started := r.e.cfg.Now()
 	var cur cursorTracker
-	total := 0
-	apply := func(ctx context.Context, pg kiotviet.Page[kiotviet.Product], full bool) error {
-		rows := make([]productRow, len(pg.Items))
-		dates := make([]time.Time, len(pg.Items))
-		for i, p := range pg.Items {
-			rows[i] = productRowOf(p)
-			dates[i] = p.ModifiedDate
-		}
+	total, removedSeen := 0, 0
+	apply := func(ctx context.Context, pg kiotviet.Page[T]) error {
+		rows, dates := shape(pg.Items)
 		raw, err := json.Marshal(rows)
 		if err != nil {
 			return err
 		}
-		a, err := r.e.cfg.Store.ApplyProducts(ctx, store.Page{RunID: r.id, CredentialID: r.req.CredentialID,
+		a, err := applyPage(ctx, store.Page{RunID: r.id, CredentialID: r.req.CredentialID,
 			Rows: raw, RemovedIDs: pg.RemovedIDs, Cursor: cur.page(dates), Full: full})
 		if err != nil {
 			return err
 		}
 		total = pg.Total
-		st.Count += len(rows)
+		removedSeen += len(pg.RemovedIDs)
+		st.Count += len(dates)
 		st.Written += a.Written
 		st.Deleted += a.Deleted
 		st.Pages++
-		r.addPage(len(rows))
+		r.addPage(len(dates))
 		return nil
 	}
-	opts := r.listOptions(full, from)
-	opts.IncludeInventory = true
-	if err := pump(ctx, r.client.Products(opts), func(ctx context.Context, pg kiotviet.Page[kiotviet.Product]) error {
-		return apply(ctx, pg, full)
-	}); err != nil {
+	if err := pump(ctx, list(r.listOptions(full, from)), apply); err != nil {
 		return err
 	}
-	return r.finishStream(ctx, StreamProducts, st, full, started, total, &cur, func(ctx context.Context, since time.Time) (int, error) {
-		removed := 0
-		o := r.listOptions(false, since)
-		o.IncludeInventory = true
-		err := pump(ctx, r.client.Products(o), func(ctx context.Context, pg kiotviet.Page[kiotviet.Product]) error {
-			removed += len(pg.RemovedIDs)
-			return apply(ctx, pg, true) // what the catch-up reads was seen too
-		})
-		return removed, err
-	})
+	mainTotal := total
+	catchUp := func(ctx context.Context, since time.Time) (int, error) {
+		removedSeen = 0
+		// what the catch-up reads was seen too (apply marks ids seen while full is set)
+		err := pump(ctx, list(r.listOptions(false, since)), apply)
+		return removedSeen, err
+	}
+	flush := func(ctx context.Context, cursor *time.Time) error {
+		_, err := applyPage(ctx, store.Page{RunID: r.id, CredentialID: r.req.CredentialID, Rows: json.RawMessage(`[]`), Cursor: cursor})
+		return err
+	}
+	return r.finishStream(ctx, stream, st, full, started, mainTotal, &cur, catchUp, flush)
 }
 
 // finishStream ends a paged stream. After a full pass it first reads what changed while it paged
@@ -547,7 +527,7 @@ func (r *run) products(ctx context.Context, st *StreamStats) error {
 // pass skipped. Otherwise the sweep deletes every row the pass did not see. A cursor held back by
 // out-of-order pages moves now.
 func (r *run) finishStream(ctx context.Context, stream string, st *StreamStats, full bool, started time.Time, total int,
-	cur *cursorTracker, catchUp func(context.Context, time.Time) (int, error)) error {
+	cur *cursorTracker, catchUp func(context.Context, time.Time) (int, error), flush func(context.Context, *time.Time) error) error {
 	if full {
 		removed, err := catchUp(ctx, started.Add(-r.e.cfg.Overlap))
 		if err != nil {
@@ -568,12 +548,7 @@ func (r *run) finishStream(ctx context.Context, stream string, st *StreamStats, 
 		}
 	}
 	if cur.disorder {
-		if stream == StreamCategories {
-			_, err := r.e.cfg.Store.ApplyCategories(ctx, store.Page{RunID: r.id, CredentialID: r.req.CredentialID, Rows: json.RawMessage(`[]`), Cursor: cur.final()})
-			return err
-		}
-		_, err := r.e.cfg.Store.ApplyProducts(ctx, store.Page{RunID: r.id, CredentialID: r.req.CredentialID, Rows: json.RawMessage(`[]`), Cursor: cur.final()})
-		return err
+		return flush(ctx, cur.final())
 	}
 	return nil
 }
