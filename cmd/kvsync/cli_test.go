@@ -1,0 +1,328 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kvsync/kvsync/internal/kiotvietfake"
+	"github.com/kvsync/kvsync/internal/secret"
+	"github.com/kvsync/kvsync/internal/testdb"
+)
+
+// The CLI tests call run as main does, against the test database and an httptest fake KiotViet, with the
+// environment passed through getenv only.
+
+const cliCronSecret = "cli-test-cron-secret-0123456789abcdefghij"
+
+type cliBundle struct {
+	db   *pgxpool.Pool
+	fake *kiotvietfake.Server
+	env  map[string]string
+}
+
+func cliSetup(t *testing.T) *cliBundle {
+	t.Helper()
+	b := &cliBundle{db: testdb.Exclusive(t)}
+	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: 120, Branches: 2, Categories: 8, Seed: 11})
+	srv := httptest.NewServer(b.fake.Handler())
+	t.Cleanup(srv.Close)
+	id, key, err := secret.GenerateKey()
+	require.NoError(t, err)
+	b.env = map[string]string{
+		"DATABASE_URL":             testdb.URL(t),
+		"KIOTVIET_ENCRYPTION_KEYS": id + ":" + key,
+		"KIOTVIET_CRON_SECRET":     cliCronSecret,
+		"KIOTVIET_TOKEN_URL":       srv.URL + kiotvietfake.TokenPath,
+		"KIOTVIET_API_URL":         srv.URL,
+		"KVSYNC_LOG_LEVEL":         "warn",
+	}
+	return b
+}
+
+// cli runs kvsync with args and stdin, returning stdout, stderr and the error run returned.
+func (b *cliBundle) cli(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	err := run(ctx, args, func(k string) string { return b.env[k] }, strings.NewReader(stdin), &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+// ok runs kvsync and fails the test unless it succeeded.
+func (b *cliBundle) ok(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, errOut, err := b.cli(t, stdin, args...)
+	require.NoError(t, err, "kvsync %s\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), out, errOut)
+	return out
+}
+
+func (b *cliBundle) addCredential(t *testing.T) string {
+	t.Helper()
+	out := b.ok(t, b.fake.ClientSecret()+"\n", "credentials", "add", "--retailer", b.fake.Retailer(), "--client-id", b.fake.ClientID())
+	id := strings.TrimSpace(out)
+	require.Len(t, id, 36, "credentials add prints the new id alone: %q", out)
+	return id
+}
+
+func TestCredentialsScheduleSyncStatusDispatch(t *testing.T) {
+	b := cliSetup(t)
+	ctx := context.Background()
+
+	_, _, err := b.cli(t, "wrong-secret", "credentials", "add", "--retailer", b.fake.Retailer(), "--client-id", b.fake.ClientID())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "KiotViet rejected")
+	_, _, err = b.cli(t, "", "credentials", "add", "--retailer", b.fake.Retailer(), "--client-id", b.fake.ClientID())
+	require.ErrorContains(t, err, "no client secret on stdin")
+
+	id := b.addCredential(t)
+	list := b.ok(t, "", "credentials", "list")
+	assert.Contains(t, list, id)
+	assert.Contains(t, list, b.fake.Retailer())
+	assert.NotContains(t, list, b.fake.ClientSecret())
+	assert.NotContains(t, list, "v1:", "no ciphertext either")
+	assert.Equal(t, id+"\n", b.ok(t, "", "credentials", "list", "--retailer", b.fake.Retailer(), "--active", "--ids"))
+	js := b.ok(t, "", "credentials", "list", "--json")
+	assert.NotContains(t, js, b.fake.ClientSecret())
+	assert.NotContains(t, js, "encrypted")
+
+	out := b.ok(t, "", "schedule", "set", "--credential", id, "--type", "products_full", "--every", "hourly")
+	assert.Contains(t, out, "next run:")
+	assert.Contains(t, out, "(in 59m)", "hourly: the database puts the first run one hour from now")
+	out = b.ok(t, "", "schedule", "set", "--credential", id, "--type", "inventory", "--every", "6h", "--at", "02:00")
+	assert.Contains(t, out, "every 6h at 02:00")
+	_, _, err = b.cli(t, "", "schedule", "set", "--credential", id, "--type", "inventory", "--every", "0h")
+	require.ErrorContains(t, err, "between 1 and 168")
+
+	out = b.ok(t, "", "sync", "--credential", id, "--type", "products_full")
+	assert.Contains(t, out, "products")
+	assert.Contains(t, out, "categories")
+	assert.Contains(t, out, "success: 128 records", "120 products and 8 categories")
+	var products int
+	require.NoError(t, b.db.QueryRow(ctx, `select count(*) from kiotviet_products_full where credential_id = $1`, id).Scan(&products))
+	assert.Equal(t, 120, products)
+
+	status := b.ok(t, "", "status")
+	assert.Contains(t, status, b.fake.Retailer())
+	assert.Contains(t, status, "products_full")
+	assert.Contains(t, status, "in 59m")
+	var rows []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(b.ok(t, "", "status", "--json")), &rows))
+	assert.Len(t, rows, 2)
+
+	out = b.ok(t, "", "dispatch")
+	assert.Contains(t, out, "nothing is due")
+	_, err = b.db.Exec(ctx, `update kiotviet_sync_schedules set next_run_at = now() where sync_type = 'inventory'`)
+	require.NoError(t, err)
+	out = b.ok(t, "", "dispatch")
+	assert.Contains(t, out, "inventory")
+	assert.Contains(t, out, "success")
+	assert.Contains(t, out, "total: 1 run(s) (1 success)")
+	status = b.ok(t, "", "status")
+	assert.Regexp(t, `inventory\s+every 6h at 02:00\s+yes\s+in \S+\s+\d+s ago\s+success`, status)
+
+	b.ok(t, "", "credentials", "deactivate", id)
+	assert.Contains(t, b.ok(t, "", "credentials", "list"), "no ")
+	_, _, err = b.cli(t, "", "sync", "--credential", id)
+	require.ErrorContains(t, err, "is not active")
+	_, _, err = b.cli(t, "", "credentials", "deactivate", "00000000-0000-0000-0000-000000000000")
+	require.ErrorContains(t, err, "no credential")
+}
+
+func TestDispatchExitsNonZeroWhenARunFails(t *testing.T) {
+	b := cliSetup(t)
+	id := b.addCredential(t)
+	b.ok(t, "", "schedule", "set", "--credential", id, "--type", "categories", "--every", "hourly")
+	_, err := b.db.Exec(context.Background(), `update kiotviet_sync_schedules set next_run_at = now()`)
+	require.NoError(t, err)
+	b.env["KIOTVIET_API_URL"] = b.env["KIOTVIET_API_URL"] + "/no-such-api" // every request: 404
+	out, _, err := b.cli(t, "", "dispatch")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "did not succeed")
+	assert.Contains(t, out, "failed")
+}
+
+func TestKeysGenerateAndRotate(t *testing.T) {
+	b := cliSetup(t)
+	id := b.addCredential(t)
+	oldKeys := b.env["KIOTVIET_ENCRYPTION_KEYS"]
+
+	line := strings.TrimSpace(b.ok(t, "", "keys", "generate"))
+	newKey, ok := strings.CutPrefix(line, "KIOTVIET_ENCRYPTION_KEYS=")
+	require.True(t, ok, "keys generate prints a .env line: %q", line)
+	newID, _, _ := strings.Cut(newKey, ":")
+	_, err := secret.ParseKeys(newKey, "")
+	require.NoError(t, err)
+
+	b.env["KIOTVIET_ENCRYPTION_KEYS"] = newKey + "," + oldKeys
+	out := b.ok(t, "", "keys", "rotate")
+	assert.Contains(t, out, "1 re-encrypted with key "+newID)
+	out = b.ok(t, "", "keys", "rotate")
+	assert.Contains(t, out, "0 re-encrypted", "a second pass has nothing to do")
+	assert.Contains(t, out, "1 already on it")
+
+	var encSecret, encToken string
+	require.NoError(t, b.db.QueryRow(context.Background(),
+		`select encrypted_client_secret, encrypted_token from kiotviet_credentials where id = $1`, id).Scan(&encSecret, &encToken))
+	assert.True(t, strings.HasPrefix(encSecret, "v1:"+newID+":"), "secret under the new key")
+	assert.True(t, strings.HasPrefix(encToken, "v1:"+newID+":"), "token under the new key")
+
+	b.env["KIOTVIET_ENCRYPTION_KEYS"] = newKey // the old key is gone: the sync still works
+	out = b.ok(t, "", "sync", "--credential", id, "--type", "categories")
+	assert.Contains(t, out, "success")
+
+	b.env["KIOTVIET_ENCRYPTION_KEYS"] = oldKeys // only the old key: rotate says what to do
+	out, _, err = b.cli(t, "", "keys", "rotate")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "keep the key they were saved with")
+	assert.Contains(t, out, "1 failed")
+}
+
+// cronState removes kvsync's jobs and Vault secrets for the test, and puts the jobs back (as the
+// migration installs them) and the secrets away when it ends, so other tests find the database as usual.
+func cronState(t *testing.T, db *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	clean := func() {
+		_, err := db.Exec(ctx, `delete from vault.secrets where name in ('kiotviet_dispatcher_url', 'kiotviet_cron_secret')`)
+		require.NoError(t, err)
+	}
+	clean()
+	t.Cleanup(func() {
+		clean()
+		_, err := db.Exec(ctx, `select public.kiotviet_cron_install()`)
+		require.NoError(t, err)
+	})
+}
+
+func TestCronInstallAndDoctor(t *testing.T) {
+	b := cliSetup(t)
+	cronState(t, b.db)
+	ctx := context.Background()
+	b.addCredential(t)
+
+	assert.Contains(t, b.ok(t, "", "cron", "uninstall"), "unscheduled kiotviet-sync-scheduler")
+	assert.Contains(t, b.ok(t, "", "cron", "uninstall"), "no kvsync cron job to remove")
+
+	out, _, err := b.cli(t, "", "doctor")
+	require.Error(t, err)
+	assert.Contains(t, out, "✗ cron job kiotviet-sync-scheduler: missing")
+	assert.Contains(t, out, "fix: kvsync cron install --url")
+	assert.Contains(t, out, "✓ migrations")
+	assert.Contains(t, out, "✓ encryption keys")
+
+	_, _, err = b.cli(t, "", "cron", "install", "--url", "http://127.0.0.1:8080/somewhere-else")
+	require.ErrorContains(t, err, "/functions/v1/kiotviet-schedule-sync")
+
+	// A real kvsync serve for the doctor's probe of the dispatcher URL.
+	addr := b.serve(t)
+	url := "http://" + addr + "/functions/v1/kiotviet-schedule-sync"
+	out = b.ok(t, "", "cron", "install", "--url", url)
+	assert.Contains(t, out, "installed kiotviet-sync-scheduler")
+	assert.NotContains(t, out, cliCronSecret)
+
+	var schedule, command string
+	require.NoError(t, b.db.QueryRow(ctx, `select schedule, command from cron.job where jobname = 'kiotviet-sync-scheduler'`).Scan(&schedule, &command))
+	assert.Equal(t, "*/5 * * * *", schedule)
+	assert.Equal(t, "select public.kiotviet_dispatch()", command)
+	secrets := map[string]string{}
+	rows, err := b.db.Query(ctx, `select name, decrypted_secret from vault.decrypted_secrets where name like 'kiotviet\_%'`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var n, v string
+		require.NoError(t, rows.Scan(&n, &v))
+		secrets[n] = v
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, map[string]string{"kiotviet_dispatcher_url": url, "kiotviet_cron_secret": cliCronSecret}, secrets)
+
+	// Twice is an update, not a second secret of the same name.
+	b.ok(t, "", "cron", "install", "--url", url)
+	var n int
+	require.NoError(t, b.db.QueryRow(ctx, `select count(*) from vault.secrets where name like 'kiotviet\_%'`).Scan(&n))
+	assert.Equal(t, 2, n)
+
+	out = b.ok(t, "", "doctor")
+	assert.Contains(t, out, "✓ cron job kiotviet-sync-scheduler")
+	assert.Contains(t, out, "✓ Vault secret kiotviet_cron_secret: present and equal to KIOTVIET_CRON_SECRET")
+	assert.Contains(t, out, "is kvsync (a wrong secret gets 401)")
+	assert.NotContains(t, out, cliCronSecret)
+
+	b.env["KIOTVIET_CRON_SECRET"] = "another-cron-secret-0123456789abcdefghijkl"
+	out, _, err = b.cli(t, "", "doctor")
+	require.Error(t, err)
+	assert.Contains(t, out, "differs from KIOTVIET_CRON_SECRET")
+	assert.NotContains(t, out, cliCronSecret)
+}
+
+// serve starts `kvsync serve` on a free port until the test ends and returns its address.
+func (b *cliBundle) serve(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	env := map[string]string{"KVSYNC_ADDR": "127.0.0.1:0"}
+	for k, v := range b.env {
+		env[k] = v
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--grace", "5s"}, func(k string) string { return env[k] }, strings.NewReader(""), pw, io.Discard)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	sc := bufio.NewScanner(pr)
+	require.True(t, sc.Scan(), "kvsync serve printed nothing")
+	addr, ok := strings.CutPrefix(sc.Text(), "kvsync listening on ")
+	require.True(t, ok, "unexpected first line %q", sc.Text())
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	return addr
+}
+
+func TestEveryCommandHasHelp(t *testing.T) {
+	b := &cliBundle{env: map[string]string{}}
+	for _, args := range [][]string{{"dispatch", "--help"}, {"sync", "--help"}, {"status", "--help"},
+		{"credentials", "--help"}, {"credentials", "add", "--help"}, {"schedule", "--help"}, {"schedule", "set", "--help"},
+		{"keys", "--help"}, {"cron", "--help"}, {"cron", "install", "--help"}, {"doctor", "--help"}} {
+		_, errOut, err := b.cli(t, "", args...)
+		assert.NoError(t, err, args)
+		assert.Contains(t, errOut, "Usage: kvsync", args)
+	}
+	_, _, err := b.cli(t, "", "sync")
+	assert.ErrorContains(t, err, "--credential is required")
+	_, _, err = b.cli(t, "", "cron", "install")
+	assert.ErrorContains(t, err, "--url: required")
+}
+
+func TestHumanTimes(t *testing.T) {
+	assert.Equal(t, "in 3h12m", nextRunIn(3*time.Hour+12*time.Minute+30*time.Second))
+	assert.Equal(t, "in 45s", nextRunIn(45*time.Second))
+	assert.Equal(t, "due", nextRunIn(0))
+	assert.Equal(t, "due", nextRunIn(-4*time.Minute))
+	assert.Equal(t, "overdue 25m", nextRunIn(-25*time.Minute))
+	assert.Equal(t, "in 3d2h", nextRunIn(74*time.Hour))
+	assert.Equal(t, "12,345", thousands(12345))
+	assert.Equal(t, "100", thousands(int64(100)))
+	f, h, err := parseEvery("6h")
+	require.NoError(t, err)
+	assert.Equal(t, "custom", f)
+	assert.Equal(t, 6, *h)
+	_, _, err = parseEvery("weekly")
+	assert.Error(t, err)
+	d, err := parseDate("2026-03-01")
+	require.NoError(t, err)
+	assert.Equal(t, "2026-02-28T17:00:00Z", d.UTC().Format(time.RFC3339), "a bare date is Vietnam time")
+}

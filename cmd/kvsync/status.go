@@ -1,0 +1,112 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/kvsync/kvsync/internal/store"
+)
+
+func cmdStatus(ctx context.Context, e env) error {
+	fs := newFlags(e, "status", `
+Usage: kvsync status [--json]
+
+Shows every schedule: retailer, type, how often, when it runs next ("in 3h12m", "due", "overdue 25m"),
+its last run and status, consecutive failures, and the progress of a run in progress. Times until the
+next run come from the database's clock.`)
+	asJSON := fs.Bool("json", false, "print the rows as JSON (the kiotviet_schedule_status view)")
+	if err := parseFlags(fs, e.args); err != nil {
+		return err
+	}
+	a, err := newApp(ctx, e, false)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rows, err := a.store.Status(qctx)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if *asJSON {
+		if rows == nil {
+			rows = []store.ScheduleStatus{}
+		}
+		return writeJSON(e.stdout, rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(e.stdout, "no schedules yet: add one with 'kvsync schedule set --credential ID --type products_full --every hourly'")
+		return nil
+	}
+	printStatus(e, rows, time.Now())
+	return nil
+}
+
+func printStatus(e env, rows []store.ScheduleStatus, now time.Time) {
+	tw := newTable(e.stdout, "RETAILER", "TYPE", "EVERY", "ENABLED", "NEXT RUN", "LAST RUN", "LAST STATUS", "FAILURES", "RUNNING")
+	for _, r := range rows {
+		next := "-"
+		switch {
+		case !r.CredentialActive:
+			next = "never (credential inactive)"
+		case !r.Enabled:
+			next = "never (disabled)"
+		case r.SecondsUntilNextRun != nil:
+			next = nextRunIn(time.Duration(*r.SecondsUntilNextRun) * time.Second)
+		}
+		enabled := "yes"
+		if !r.Enabled {
+			enabled = "no"
+		}
+		last := deref(r.LastStatus, "-")
+		if r.LastError != nil && *r.LastError != "" && last != "success" {
+			last += ": " + oneLine(*r.LastError, 60)
+		}
+		row(tw, deref(r.RetailerName, r.CredentialID), r.SyncType, every(r), enabled, next, ago(r.LastRunAt, now),
+			last, r.ConsecutiveFailures, running(r, now))
+	}
+	_ = tw.Flush()
+}
+
+// every renders a schedule's period: hourly, daily at 02:00, every 6h.
+func every(r store.ScheduleStatus) string {
+	s := r.Frequency
+	if r.Frequency == "custom" && r.CustomIntervalHours != nil {
+		s = fmt.Sprintf("every %dh", *r.CustomIntervalHours)
+	}
+	if r.TimeOfDay != nil && *r.TimeOfDay != "" {
+		tod := *r.TimeOfDay
+		if len(tod) > 5 {
+			tod = tod[:5]
+		}
+		s += " at " + tod
+		if r.Timezone != "Asia/Ho_Chi_Minh" {
+			s += " " + r.Timezone
+		}
+	}
+	return s
+}
+
+// running renders a run in progress from its heartbeat's progress: "4m: products, 12 pages, 1,200 records".
+func running(r store.ScheduleStatus, now time.Time) string {
+	if r.RunningLogID == nil {
+		return "-"
+	}
+	var p struct {
+		Stream  string `json:"stream"`
+		Pages   int    `json:"pages"`
+		Records int    `json:"records"`
+	}
+	if len(r.RunningProgress) > 0 {
+		_ = json.Unmarshal(r.RunningProgress, &p)
+	}
+	since := "running"
+	if r.RunningStartedAt != nil {
+		since = human(now.Sub(*r.RunningStartedAt))
+	}
+	return fmt.Sprintf("%s: %s, %d pages, %s records", since, cmp.Or(p.Stream, "starting"), p.Pages, thousands(p.Records))
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kvsync/kvsync/internal/kiotviet"
+	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/syncer"
+)
+
+// vietnam is KiotViet's time zone (no DST): a --date-from without an offset is read in it.
+var vietnam = time.FixedZone("ICT", 7*60*60)
+
+func cmdSync(ctx context.Context, e env) error {
+	fs := newFlags(e, "sync", `
+Usage: kvsync sync --credential ID [--type products_full] [--full] [--page-size N] [--date-from DATE]
+
+Syncs one credential now (a manual run, logged like any other; it refuses to start while the credential
+is already syncing). On a terminal a progress line follows the run's log row. At the end it prints what
+each stream did. Exits non-zero unless the run succeeded.
+Types: `+strings.Join(syncTypes(), ", ")+`.`)
+	credID := fs.String("credential", "", "credential id (see 'kvsync credentials list')")
+	syncType := fs.String("type", "products_full", "what to sync")
+	full := fs.Bool("full", false, "a full reconcile: read everything and delete what KiotViet no longer has")
+	pageSize := fs.Int("page-size", 0, "items per KiotViet page, 1-100 (default 100)")
+	dateFrom := fs.String("date-from", "", "incremental from this time instead of the cursor: 2006-01-02, 2006-01-02T15:04 (Vietnam time) or RFC 3339")
+	if err := parseFlags(fs, e.args); err != nil {
+		return err
+	}
+	if *credID == "" {
+		return errors.New("sync: --credential is required (see 'kvsync credentials list' for the ids)")
+	}
+	if _, ok := syncer.SyncTypes[*syncType]; !ok {
+		return fmt.Errorf("sync: --type %q is not one of %s", *syncType, strings.Join(syncTypes(), ", "))
+	}
+	if *pageSize < 0 || *pageSize > kiotviet.MaxPageSize {
+		return fmt.Errorf("sync: --page-size must be between 1 and %d", kiotviet.MaxPageSize)
+	}
+	var from time.Time
+	if *dateFrom != "" {
+		var err error
+		if from, err = parseDate(*dateFrom); err != nil {
+			return fmt.Errorf("sync: --date-from: %w", err)
+		}
+	}
+	a, err := newApp(ctx, e, true)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+
+	// The run is started here, not by the engine, so that its id is known while it runs (progress).
+	opts, _ := json.Marshal(map[string]any{"pageSize": *pageSize, "full": *full, "dateFrom": dateOrNil(from)})
+	lease := cmp.Or(time.Duration(a.cfg.LeaseSeconds)*time.Second, syncer.DefaultLease)
+	runID, err := a.store.StartRun(ctx, *credID, *syncType, "manual", a.worker, lease, opts)
+	if err != nil {
+		return syncStartError(*credID, err)
+	}
+	fmt.Fprintf(e.stdout, "run %s: %s for credential %s\n", runID, *syncType, *credID)
+
+	req := syncer.Request{RunID: runID, CredentialID: *credID, SyncType: *syncType, Trigger: "manual",
+		PageSize: *pageSize, DateFrom: from, Full: *full}
+	type outcome struct {
+		res syncer.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := a.engine.Run(ctx, req)
+		done <- outcome{res, err}
+	}()
+	var out outcome
+	if isTerminal(e.stdout) {
+		out = <-showProgress(ctx, e.stdout, a.store, runID, done)
+	} else {
+		out = <-done
+	}
+	res, runErr := out.res, out.err
+	if runErr != nil && !errors.Is(runErr, syncer.ErrLeaseLost) {
+		// The log row must not stay 'running' until its lease expires.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if _, ferr := a.store.FinishRun(fctx, runID, store.Finish{Status: "failed", Error: runErr.Error()}); ferr == nil {
+			res.Status = "failed"
+		}
+		cancel()
+	}
+	printStreams(e.stdout, res)
+	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, "failed"), thousands(res.Records), thousands(res.APICalls))
+	if res.NextRunAt != nil {
+		line += fmt.Sprintf("; the %s schedule runs next at %s", *syncType, res.NextRunAt.Local().Format("2006-01-02 15:04 MST"))
+	}
+	fmt.Fprintln(e.stdout, line)
+	switch {
+	case runErr != nil:
+		return fmt.Errorf("sync: run %s: %w", runID, runErr)
+	case res.Status != "success":
+		return fmt.Errorf("sync: run %s ended %s: %s", runID, cmp.Or(res.Status, "failed"), cmp.Or(res.Error, "see the streams above"))
+	}
+	return nil
+}
+
+// showProgress redraws one line from the run's log row (stream, pages, records, published by the
+// engine's heartbeat) until the run ends, then passes its outcome on.
+func showProgress[T any](ctx context.Context, w io.Writer, st *store.Store, runID string, done <-chan T) <-chan T {
+	out := make(chan T, 1)
+	go func() {
+		start := time.Now()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		var p struct {
+			Stream  string `json:"stream"`
+			Pages   int    `json:"pages"`
+			Records int    `json:"records"`
+		}
+		polled := time.Time{}
+		for {
+			select {
+			case v := <-done:
+				fmt.Fprint(w, "\r\x1b[K")
+				out <- v
+				return
+			case <-t.C:
+			}
+			if time.Since(polled) >= time.Second {
+				polled = time.Now()
+				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				if l, err := st.Run(pctx, runID); err == nil && len(l.Progress) > 0 {
+					_ = json.Unmarshal(l.Progress, &p)
+				}
+				cancel()
+			}
+			stream := cmp.Or(p.Stream, "starting")
+			fmt.Fprintf(w, "\r\x1b[K  %s: %d pages, %s records  (%s)", stream, p.Pages, thousands(p.Records),
+				human(time.Since(start)))
+		}
+	}()
+	return out
+}
+
+func printStreams(w io.Writer, res syncer.Result) {
+	if len(res.Streams) == 0 {
+		return
+	}
+	names := make([]string, 0, len(res.Streams))
+	for n := range res.Streams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	tw := newTable(w, "STREAM", "MODE", "READ", "WRITTEN", "DELETED", "PAGES", "API CALLS", "ERROR")
+	for _, n := range names {
+		s := res.Streams[n]
+		row(tw, n, cmp.Or(s.Mode, "-"), thousands(s.Count), thousands(s.Written), thousands(s.Deleted),
+			s.Pages, thousands(s.APICalls), cmp.Or(oneLine(s.Error, 80), "-"))
+	}
+	_ = tw.Flush()
+}
+
+// syncStartError explains why a run could not start.
+func syncStartError(credID string, err error) error {
+	switch store.CodeOf(err) {
+	case store.CodeNotFound:
+		return fmt.Errorf("sync: no credential %s: see 'kvsync credentials list'", credID)
+	case store.CodeConflict:
+		return fmt.Errorf("sync: credential %s is already syncing: wait for that run to end ('kvsync status')", credID)
+	case store.CodeState:
+		return fmt.Errorf("sync: credential %s is not active: add the connection again ('kvsync credentials add') or use the active one", credID)
+	}
+	return fmt.Errorf("sync: %w", err)
+}
+
+func syncTypes() []string {
+	out := make([]string, 0, len(syncer.SyncTypes))
+	for t := range syncer.SyncTypes {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// parseDate reads a date or time; without an offset it is Vietnam time, as KiotViet means it.
+func parseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02T15:04:05"} {
+		if t, err := time.ParseInLocation(layout, s, vietnam); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a date: use 2006-01-02, 2006-01-02T15:04 or RFC 3339", s)
+}
+
+func dateOrNil(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
