@@ -28,5 +28,5 @@ pg_prove -h "${hostport%%:*}" -p "${hostport##*:}" -U postgres -d postgres supab
 
 echo "== make run, end to end (scripts/run.sh --check: its own cluster and ports, a small shop)"
 scripts/run.sh --check >.local/run-check.log 2>&1 || { cat .local/run-check.log; echo "scripts/run.sh --check failed"; exit 1; }
-grep -A4 '^RETAILER' .local/run-check.log | head -n 5
+grep -A4 '^RETAILER .*EVERY' .local/run-check.log | head -n 5
 echo "ok  make run reached the status table and kvsync doctor passed"
