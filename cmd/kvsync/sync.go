@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -72,13 +73,24 @@ Types: `+strings.Join(syncTypes(), ", ")+`.`)
 		res syncer.Result
 		err error
 	}
+	live := isTerminal(e.stdout)
+	engine := a.engine
+	if live {
+		// The progress line reads the run's log row, which the heartbeat writes: beat every second here.
+		// Info logs would break the line; the summary below says the same.
+		engine, err = syncer.New(syncer.Config{Store: a.store, Keys: a.keys, KiotViet: a.kiotviet, Worker: a.worker,
+			Logger: newLogger(e, max(a.cfg.LogLevel, slog.LevelWarn)), Lease: lease, HeartbeatEvery: time.Second})
+		if err != nil {
+			return err
+		}
+	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := a.engine.Run(ctx, req)
+		res, err := engine.Run(ctx, req)
 		done <- outcome{res, err}
 	}()
 	var out outcome
-	if isTerminal(e.stdout) {
+	if live {
 		out = <-showProgress(ctx, e.stdout, a.store, runID, done)
 	} else {
 		out = <-done
