@@ -22,8 +22,8 @@ import (
 	"github.com/kvsync/kvsync/internal/kiotvietfake"
 	"github.com/kvsync/kvsync/internal/secret"
 	"github.com/kvsync/kvsync/internal/store"
-	"github.com/kvsync/kvsync/internal/synctest"
 	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/synctest"
 	"github.com/kvsync/kvsync/internal/testdb"
 )
 
