@@ -84,7 +84,9 @@ func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
 		a.close()
 		return nil, err
 	}
-	a.engine, err = syncer.New(syncer.Config{Store: a.store, Keys: a.keys, KiotViet: a.kiotviet, Worker: a.worker, Logger: a.log})
+	lease := time.Duration(cfg.LeaseSeconds) * time.Second
+	a.engine, err = syncer.New(syncer.Config{Store: a.store, Keys: a.keys, KiotViet: a.kiotviet, Worker: a.worker, Logger: a.log,
+		Lease: lease, HeartbeatEvery: min(syncer.DefaultHeartbeatEvery, lease/4)})
 	if err != nil {
 		a.close()
 		return nil, err
@@ -113,7 +115,7 @@ func (a *app) dispatcher(metrics *schedulesync.Metrics) *schedulesync.Dispatcher
 		alerts = &schedulesync.Alerter{URL: a.cfg.AlertWebhookURL.Reveal(), Logger: a.log}
 	}
 	return schedulesync.New(schedulesync.Config{Store: a.store, Runner: runner, Worker: a.worker,
-		Concurrency: a.cfg.Concurrency, Alerts: alerts, Metrics: metrics, Logger: a.log})
+		Concurrency: a.cfg.Concurrency, Lease: time.Duration(a.cfg.LeaseSeconds) * time.Second, Alerts: alerts, Metrics: metrics, Logger: a.log})
 }
 
 func (a *app) authenticator() (*auth.Authenticator, error) {

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kvsync/kvsync/functions/schedulesync"
+	"github.com/kvsync/kvsync/internal/kiotviet"
+	"github.com/kvsync/kvsync/internal/kiotvietfake"
+	"github.com/kvsync/kvsync/internal/secret"
+	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/synctest"
+	"github.com/kvsync/kvsync/internal/testdb"
+)
+
+// These tests run the real kvsync binary as a separate process and kill it, as an operator or a
+// crashing machine would.
+
+const procCronSecret = "process-test-cron-secret-0123456789abcdef"
+
+type procBundle struct {
+	db      *pgxpool.Pool
+	fake    *kiotvietfake.Server
+	fakeURL string
+	store   *store.Store
+	keys    *secret.Keyring
+	keysEnv string
+	credID  string
+	sched   string
+	bin     string
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kvsync")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+func procSetup(t *testing.T) *procBundle {
+	t.Helper()
+	b := &procBundle{db: testdb.Exclusive(t), bin: buildBinary(t)}
+	b.store = store.New(store.PG{Pool: b.db})
+	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: 1500, Branches: 2, Seed: 5, RateLimitPerHour: -1})
+	srv := httptest.NewServer(b.fake.Handler())
+	t.Cleanup(srv.Close)
+	b.fakeURL = srv.URL
+	b.keysEnv = "p1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))
+	var err error
+	b.keys, err = secret.ParseKeys(b.keysEnv, "")
+	require.NoError(t, err)
+	ctx := context.Background()
+	b.credID, err = synctest.SaveCredential(ctx, b.store, b.keys, b.fake.Credentials())
+	require.NoError(t, err)
+	b.sched, err = b.store.UpsertSchedule(ctx, store.Schedule{CredentialID: b.credID, SyncType: "products_full", Frequency: "daily", Enabled: true})
+	require.NoError(t, err)
+	b.makeDue(t)
+	return b
+}
+
+func (b *procBundle) makeDue(t *testing.T) {
+	_, err := b.db.Exec(context.Background(), `update kiotviet_sync_schedules set next_run_at = now() - interval '1 second' where id = $1`, b.sched)
+	require.NoError(t, err)
+}
+
+// start runs `kvsync serve` and returns the process and its base URL.
+func (b *procBundle) start(t *testing.T, extra ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(b.bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, extra...)...)
+	cmd.Dir = t.TempDir() // no .env there
+	cmd.Env = append(os.Environ(),
+		"DATABASE_URL="+testdb.URL(t), "KIOTVIET_ENCRYPTION_KEYS="+b.keysEnv, "KIOTVIET_CRON_SECRET="+procCronSecret,
+		"KIOTVIET_TOKEN_URL="+b.fakeURL+"/connect/token", "KIOTVIET_API_URL="+b.fakeURL,
+		"KVSYNC_LEASE_SECONDS=4", "KVSYNC_LOG_LEVEL=warn")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "kvsync listening on "))
+	return cmd, "http://" + addr
+}
+
+func dispatch(t *testing.T, base string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/functions/v1/kiotviet-schedule-sync", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer "+procCronSecret)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+}
+
+// waitFor polls the database until cond holds: the other process is outside this test's control, so
+// polling its effects with a deadline is the only way to wait for it.
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (b *procBundle) count(t *testing.T) int {
+	var n int
+	require.NoError(t, b.db.QueryRow(context.Background(), `select count(*) from kiotviet_products_full`).Scan(&n))
+	return n
+}
+
+func (b *procBundle) runRow(t *testing.T) (id, status, errText string, leaseOver bool) {
+	var e *string
+	err := b.db.QueryRow(context.Background(), `select id, status, error_message, coalesce(lease_expires_at < now(), true)
+		from kiotviet_sync_logs where schedule_id = $1 order by started_at desc limit 1`, b.sched).Scan(&id, &status, &e, &leaseOver)
+	if err != nil {
+		return "", "", "", false
+	}
+	if e != nil {
+		errText = *e
+	}
+	return
+}
+
+// an in-process dispatcher, standing for the next replica that ticks.
+func (b *procBundle) dispatcher(t *testing.T, done chan schedulesync.RunResult) *schedulesync.Dispatcher {
+	engine, err := syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "next",
+		KiotViet: kiotviet.Config{TokenURL: b.fakeURL + "/connect/token", APIURL: b.fakeURL}})
+	require.NoError(t, err)
+	return schedulesync.New(schedulesync.Config{Store: b.store, Runner: engine, Worker: "next",
+		OnRunDone: func(r schedulesync.RunResult) { done <- r }})
+}
+
+func TestKilledWorkerIsRescuedAndNextRunConverges(t *testing.T) {
+	b := procSetup(t)
+	b.fake.SetFaults(kiotvietfake.Faults{Latency: 60 * time.Millisecond}) // a run of a few seconds
+	proc, base := b.start(t)
+	dispatch(t, base)
+	waitFor(t, "the first pages to commit", time.Minute, func() bool { return b.count(t) >= 300 })
+	require.NoError(t, proc.Process.Signal(syscall.SIGKILL))
+	_, _ = proc.Process.Wait()
+	committed := b.count(t)
+	runID, status, _, _ := b.runRow(t)
+	require.Equal(t, "running", status, "killed mid-run")
+	b.fake.SetFaults(kiotvietfake.Faults{})
+
+	waitFor(t, "the dead worker's lease to expire", time.Minute, func() bool { _, _, _, over := b.runRow(t); return over })
+	done := make(chan schedulesync.RunResult, 4)
+	d := b.dispatcher(t, done)
+	tick, err := d.Tick(context.Background(), 1)
+	require.NoError(t, err)
+	require.Len(t, tick.Rescued, 1)
+	assert.Equal(t, runID, tick.Rescued[0].RunID)
+	_, status, errText, _ := b.runRow(t)
+	assert.Equal(t, "failed", status)
+	assert.Contains(t, errText, "stopped heartbeating")
+	assert.GreaterOrEqual(t, b.count(t), committed, "nothing committed is lost")
+
+	b.makeDue(t) // skip the backoff
+	tick, err = d.Tick(context.Background(), 1)
+	require.NoError(t, err)
+	require.Len(t, tick.Claimed, 1)
+	r := <-done
+	require.Equal(t, "success", r.Result.Status, r.Result.Error)
+	diffs, err := synctest.Compare(context.Background(), b.db, b.fake.Snapshot(), false, 10)
+	require.NoError(t, err)
+	assert.Empty(t, diffs)
+}
+
+func TestSIGTERMFinishesOrHandsBackTheRun(t *testing.T) {
+	b := procSetup(t)
+	b.fake.SetFaults(kiotvietfake.Faults{Latency: 60 * time.Millisecond})
+	proc, base := b.start(t, "--grace", "500ms")
+	dispatch(t, base)
+	waitFor(t, "the first pages to commit", time.Minute, func() bool { return b.count(t) >= 200 })
+	require.NoError(t, proc.Process.Signal(syscall.SIGTERM))
+	err := proc.Wait()
+	require.NoError(t, err, "kvsync exits 0 on SIGTERM")
+	_, status, errText, _ := b.runRow(t)
+	assert.NotEqual(t, "running", status, "the run was finished or handed back, not left running")
+	assert.Contains(t, []string{"success", "failed", "partial"}, status, errText)
+
+	b.fake.SetFaults(kiotvietfake.Faults{})
+	done := make(chan schedulesync.RunResult, 2)
+	b.makeDue(t)
+	tick, err := b.dispatcher(t, done).Tick(context.Background(), 1)
+	require.NoError(t, err)
+	require.Len(t, tick.Claimed, 1, "the credential is free again at once")
+	r := <-done
+	require.Equal(t, "success", r.Result.Status, r.Result.Error)
+	diffs, err := synctest.Compare(context.Background(), b.db, b.fake.Snapshot(), false, 10)
+	require.NoError(t, err)
+	assert.Empty(t, diffs)
+}
+
+// Two kvsync processes on one database, dispatch calls fired at both at once, over M due schedules of
+// several credentials: each schedule runs exactly once.
+func TestTwoProcessesRunEachScheduleOnce(t *testing.T) {
+	b := procSetup(t)
+	ctx := context.Background()
+	ids := []string{b.credID}
+	for len(ids) < 5 {
+		id, err := synctest.SaveCredential(ctx, b.store, b.keys, b.fake.Credentials())
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	_, err := b.db.Exec(ctx, `update kiotviet_credentials set is_active = true; delete from kiotviet_sync_schedules`)
+	require.NoError(t, err)
+	var schedules []string
+	for _, id := range ids {
+		for _, st := range []string{"categories", "attributes", "inventory"} {
+			s, err := b.store.UpsertSchedule(ctx, store.Schedule{CredentialID: id, SyncType: st, Frequency: "daily", Enabled: true})
+			require.NoError(t, err)
+			schedules = append(schedules, s)
+		}
+	}
+	_, err = b.db.Exec(ctx, `update kiotviet_sync_schedules set next_run_at = now() - interval '1 minute'`)
+	require.NoError(t, err)
+
+	_, base1 := b.start(t)
+	_, base2 := b.start(t)
+	finished := func() int {
+		var n int
+		require.NoError(t, b.db.QueryRow(ctx, `select count(*) from kiotviet_sync_schedules where last_status is not null`).Scan(&n))
+		return n
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for finished() < len(schedules) {
+		require.True(t, time.Now().Before(deadline), "schedules left unrun")
+		done := make(chan struct{}, 4)
+		for _, base := range []string{base1, base2, base1, base2} {
+			go func() { dispatch(t, base); done <- struct{}{} }()
+		}
+		for range 4 {
+			<-done
+		}
+		time.Sleep(100 * time.Millisecond) // the processes run what they claimed; poll again
+	}
+	rows, err := b.db.Query(ctx, `select schedule_id, count(*), bool_and(status = 'success') from kiotviet_sync_logs
+		where trigger = 'cron' group by schedule_id`)
+	require.NoError(t, err)
+	runs := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		var ok bool
+		require.NoError(t, rows.Scan(&id, &n, &ok))
+		runs[id] = n
+		assert.True(t, ok, "schedule %s had a run that did not succeed", id)
+	}
+	require.NoError(t, rows.Err())
+	for _, s := range schedules {
+		assert.Equal(t, 1, runs[s], "schedule %s ran %d times", s, runs[s])
+	}
+}
