@@ -25,7 +25,7 @@ import (
 // cluster to its one database "postgres"; so it starts a throwaway cluster of its own, apart from the
 // development (54329) and test (54339) clusters, and deletes it at the end.
 const (
-	adoptPort = "54359"
+	adoptPort = "54388"
 	adoptDir  = ".local/pg-adopt"
 )
 
