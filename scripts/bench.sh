@@ -15,6 +15,6 @@ bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/kvsync" ./cmd/kvsync
 "$bin/kvsync" migrate --db-url "$url" >/dev/null
-rev=$(git rev-parse --short HEAD 2>/dev/null || echo local)
+rev=$(git describe --always --dirty 2>/dev/null || echo local)
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
-"$bin/kvsync" bench --db-url "$url" --json "bench-$rev.json" ${BENCH_ARGS:-} "$@"
+"$bin/kvsync" bench --db-url "$url" --json "bench-$rev.json" --commit "$rev" ${BENCH_ARGS:-} "$@"

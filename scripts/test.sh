@@ -30,3 +30,7 @@ echo "== make run, end to end (scripts/run.sh --check: its own cluster and ports
 scripts/run.sh --check >.local/run-check.log 2>&1 || { cat .local/run-check.log; echo "scripts/run.sh --check failed"; exit 1; }
 grep -A4 '^RETAILER .*EVERY' .local/run-check.log | head -n 5
 echo "ok  make run reached the status table and kvsync doctor passed"
+
+echo "== chaos, small (scripts/chaos.sh --small: its own cluster, faults and killed workers, then the shop must match)"
+scripts/chaos.sh --small >.local/chaos-small.log 2>&1 || { cat .local/chaos-small.log; echo "scripts/chaos.sh --small failed"; exit 1; }
+grep '^chaos: kills' .local/chaos-small.log

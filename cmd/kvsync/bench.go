@@ -27,6 +27,7 @@ func cmdBench(ctx context.Context, e env) error {
 	creds := fs.Int("credentials", 2000, "credentials those schedules belong to")
 	dispatchers := fs.Int("dispatchers", 4, "concurrent dispatchers")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
+	commit := fs.String("commit", "", "the commit measured, for the report (default: from the binary's build info)")
 	child := fs.Bool("child", false, "internal: run one case described on stdin and print its figures")
 	chaos := fs.Bool("chaos", false, "run the chaos test instead of the benchmark")
 	c := bench.ChaosConfig{}
@@ -59,7 +60,7 @@ func cmdBench(ctx context.Context, e env) error {
 	}
 	cfg := bench.Config{DatabaseURL: *dbURL, Child: []string{exe, "bench", "--child"}, Branches: *branches,
 		LatencyProducts: *latProducts, Latency: *latency, Schedules: *schedules, Credentials: *creds,
-		Dispatchers: *dispatchers, JSONPath: *jsonPath, Out: e.stdout, Log: e.stderr}
+		Dispatchers: *dispatchers, JSONPath: *jsonPath, Commit: *commit, Out: e.stdout, Log: e.stderr}
 	if *latProducts == 0 {
 		cfg.LatencyProducts = -1
 	}

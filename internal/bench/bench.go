@@ -48,6 +48,7 @@ type Config struct {
 	ClaimLimit      int           // schedules one claim may take (20)
 	Seed            int64         // catalogue seed (11)
 
+	Commit   string    // the commit measured (default: the binary's build info)
 	Out      io.Writer // the table and the checks
 	Log      io.Writer // progress and the children's stderr
 	JSONPath string    // when set, the report as JSON
@@ -129,6 +130,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer pool.Close()
 	rep := &Report{Machine: describeMachine(ctx, pool)}
+	rep.Machine.Commit = cmp.Or(cfg.Commit, rep.Machine.Commit)
 	rep.Machine.print(cfg.Out)
 
 	for _, n := range cfg.Sizes {
