@@ -160,7 +160,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (*ChaosResult, error) {
 			if status, _ := h.post(ctx, ws.url(rng.IntN(cfg.Workers)), "/functions/v1/kiotviet-schedule-sync", map[string]any{}); status != 0 {
 				res.Dispatches++
 			}
-		case x < 50: // the ERP's button (or the CLI) on a random worker
+		case x < 45: // the ERP's button (or the CLI) on a random worker
 			url, body := ws.url(rng.IntN(cfg.Workers)), map[string]any{"credentialId": credID,
 				"syncType": chaosTypes[rng.IntN(len(chaosTypes))], "options": map[string]any{"full": rng.IntN(4) == 0}}
 			manual.Add(1)
@@ -195,7 +195,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (*ChaosResult, error) {
 				counter.add("token revoked")
 			}
 			fake.SetFaults(f)
-		case x < 90: // the shop changes
+		case x < 96: // the shop changes
 			switch rng.IntN(4) {
 			case 0:
 				fake.ChangeProducts(1 + rng.IntN(cfg.Products/50+1))
