@@ -7,14 +7,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/kvsync/kvsync/internal/kiotviet"
 )
 
-// The earlier system's products_full sync, rebuilt here as a baseline and nowhere else (it must never
-// ship): every run pulls the whole catalogue, holds every page in memory, then upserts
-// kiotviet_products_full in batches of 500 with onConflict id, always updating, with the JSON columns
-// written as JSON strings (what JSON.stringify through supabase-js stored), and deletes nothing. It reads
-// the same pages with the same client as kvsync, so the difference measured is the algorithm's.
+// The earlier system's algorithm, rebuilt here as a baseline and nowhere else (it must never ship):
+// every run pulls the whole catalogue, holds every page in memory, then upserts in batches of 500 with
+// onConflict, always updating, with the JSON columns written as JSON strings (what JSON.stringify through
+// supabase-js stored), and deletes nothing. It does the same work as kvsync's products_full sync: it
+// fills kiotviet_products_full (as the earlier products_full sync did) and the categories,
+// kiotviet_products and kiotviet_inventory (as the earlier `all` sync did, which took a second full pull
+// there; here one pull feeds both, in the baseline's favour). It reads the same pages with the same client
+// as kvsync, so the difference measured is the algorithm's.
 
 // baselineBatch is supabase-js's batch size in the earlier function.
 const baselineBatch = 500
@@ -142,7 +147,94 @@ func childBaseline(ctx context.Context, spec Spec) (f Figures, err error) {
 		}
 		f.Rows += int(tag.RowsAffected())
 	}
-	return f, nil
+	n, err := baselineLegacy(ctx, pool, cats, products, now)
+	f.Rows += n
+	return f, err
+}
+
+// The earlier `all` sync's upserts of the legacy tables, same batches, same JSON-as-string columns.
+const (
+	baselineCategories = `insert into public.kiotviet_categories as t (id, category_name, retailer_id, has_child,
+  modified_date, created_date, synced_at)
+select id, category_name, retailer_id, has_child, modified_date, created_date, synced_at
+from jsonb_populate_recordset(null::public.kiotviet_categories, $1::jsonb)
+on conflict (id) do update set category_name = excluded.category_name, retailer_id = excluded.retailer_id,
+  has_child = excluded.has_child, modified_date = excluded.modified_date, created_date = excluded.created_date,
+  synced_at = excluded.synced_at`
+	baselineCategoryParents = `update public.kiotviet_categories c set parent_id = (e ->> 'parent_id')::bigint
+from jsonb_array_elements($1::jsonb) e where c.id = (e ->> 'id')::bigint and (e ->> 'parent_id') is not null`
+	baselineProducts = `insert into public.kiotviet_products as t (id, code, barcode, name, category_id, full_name,
+  description, base_price, has_variants, allow_sale, is_active, images, attributes, units, product_type, synced_at)
+select id, code, barcode, name, category_id, full_name, description, base_price, has_variants, allow_sale,
+  is_active, images, attributes, units, product_type, synced_at
+from jsonb_populate_recordset(null::public.kiotviet_products, $1::jsonb)
+on conflict (id) do update set code = excluded.code, barcode = excluded.barcode, name = excluded.name,
+  category_id = excluded.category_id, full_name = excluded.full_name, description = excluded.description,
+  base_price = excluded.base_price, has_variants = excluded.has_variants, allow_sale = excluded.allow_sale,
+  is_active = excluded.is_active, images = excluded.images, attributes = excluded.attributes,
+  units = excluded.units, product_type = excluded.product_type, synced_at = excluded.synced_at`
+	baselineInventory = `insert into public.kiotviet_inventory as t (product_id, branch_id, branch_name, on_hand,
+  reserved, available, synced_at)
+select product_id, branch_id, branch_name, on_hand, reserved, available, synced_at
+from jsonb_populate_recordset(null::public.kiotviet_inventory, $1::jsonb)
+on conflict (product_id, branch_id) do update set branch_name = excluded.branch_name, on_hand = excluded.on_hand,
+  reserved = excluded.reserved, available = excluded.available, synced_at = excluded.synced_at`
+)
+
+func baselineLegacy(ctx context.Context, pool interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, cats map[int64]kiotviet.Category, products []kiotviet.Product, now string) (int, error) {
+	written := 0
+	batches := func(stmt string, rows []map[string]any) error {
+		for lo := 0; lo < len(rows); lo += baselineBatch {
+			body, err := json.Marshal(rows[lo:min(lo+baselineBatch, len(rows))])
+			if err != nil {
+				return err
+			}
+			tag, err := pool.Exec(ctx, stmt, string(body))
+			if err != nil {
+				return fmt.Errorf("baseline upsert: %w", err)
+			}
+			written += int(tag.RowsAffected())
+		}
+		return nil
+	}
+	var catRows []map[string]any
+	for _, c := range cats {
+		r := map[string]any{"id": c.ID, "category_name": c.Name, "retailer_id": c.RetailerID, "has_child": c.HasChild,
+			"modified_date": c.ModifiedDate, "created_date": c.CreatedDate, "synced_at": now}
+		if c.ParentID != 0 {
+			r["parent_id"] = c.ParentID
+		}
+		catRows = append(catRows, r)
+	}
+	if err := batches(baselineCategories, catRows); err != nil {
+		return written, err
+	}
+	if err := batches(baselineCategoryParents, catRows); err != nil {
+		return written, err
+	}
+	prodRows := make([]map[string]any, 0, len(products))
+	var invRows []map[string]any
+	for _, p := range products {
+		r := map[string]any{"id": p.ID, "code": p.Code, "barcode": p.Barcode, "name": p.Name, "full_name": p.FullName,
+			"description": p.Description, "base_price": p.BasePrice, "has_variants": p.HasVariants,
+			"allow_sale": p.AllowsSale, "is_active": p.IsActive, "images": stringify(p.Images),
+			"attributes": stringify(p.Attributes), "units": stringify(p.Units), "product_type": p.Type, "synced_at": now}
+		if _, ok := cats[p.CategoryID]; ok {
+			r["category_id"] = p.CategoryID
+		}
+		prodRows = append(prodRows, r)
+		for _, v := range p.Inventories {
+			invRows = append(invRows, map[string]any{"product_id": p.ID, "branch_id": v.BranchID, "branch_name": v.BranchName,
+				"on_hand": v.OnHand, "reserved": v.Reserved, "available": v.OnHand - v.Reserved, "synced_at": now})
+		}
+	}
+	if err := batches(baselineProducts, prodRows); err != nil {
+		return written, err
+	}
+	err := batches(baselineInventory, invRows)
+	return written, err
 }
 
 func baselineRowOf(p kiotviet.Product, cats map[int64]kiotviet.Category, now string) baselineRow {

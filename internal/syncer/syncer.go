@@ -117,7 +117,7 @@ type Request struct {
 // StreamStats is what one stream did in a run.
 type StreamStats struct {
 	Count    int    `json:"count"`   // items read from KiotViet
-	Written  int    `json:"written"` // rows changed in the database
+	Written  int    `json:"written"` // rows changed in the database, every table counted
 	Deleted  int    `json:"deleted"`
 	Pages    int    `json:"pages"`
 	APICalls int64  `json:"api_calls"`
@@ -498,7 +498,7 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 		total = pg.Total
 		removedSeen += len(pg.RemovedIDs)
 		st.Count += len(dates)
-		st.Written += a.Written
+		st.Written += a.Written + a.Products + a.Inventory // every table the page changed
 		st.Deleted += a.Deleted
 		st.Pages++
 		r.addPage(len(dates))

@@ -284,6 +284,10 @@ declare
   m integer;
 begin
   perform public.kiotviet_assert_running(p_run_id);
+  -- A page's commit need not wait for its WAL flush: the page and the cursor it earns commit together, so
+  -- a crash can only lose a tail of pages with their cursor, which the next run reads again; and the
+  -- run's finish (a normal commit) flushes every page before it.
+  perform set_config('synchronous_commit', 'off', true);
   if coalesce(cardinality(p_removed_ids), 0) > 0 then
     delete from public.kiotviet_products_full where id = any (p_removed_ids);
     get diagnostics n_del = row_count;
@@ -291,8 +295,13 @@ begin
     get diagnostics m = row_count; n_del := greatest(n_del, m);
   end if;
 
-  create temporary table if not exists kiotviet_page (like public.kiotviet_products_full including defaults) on commit drop;
-  truncate kiotviet_page;
+  -- The page's rows, shaped once and read by every statement below. The table lives as long as the
+  -- session and empties itself at each commit: created once per connection, not once per page, so the
+  -- plans of the statements below stay cached across pages.
+  if to_regclass('pg_temp.kiotviet_page') is null then
+    create temporary table kiotviet_page (like public.kiotviet_products_full including defaults) on commit delete rows;
+  end if;
+  delete from kiotviet_page;  -- empty already unless an earlier page ran in this transaction; no TRUNCATE (new file, replans)
   insert into kiotviet_page (id, code, name, barcode, full_name, description, order_template, category_id,
     category_name, category_path, trademark_id, trademark_name, base_price, total_on_hand, total_reserved,
     total_available, weight, min_stock, max_stock, has_variants, allow_sale, is_active, product_type,
@@ -449,9 +458,11 @@ declare
   n_full integer := 0;
 begin
   perform public.kiotviet_assert_running(p_run_id);
-  create temporary table if not exists kiotviet_stock_page (product_id bigint, branch_id bigint, on_hand numeric,
-    reserved numeric) on commit drop;
-  truncate kiotviet_stock_page;
+  if to_regclass('pg_temp.kiotviet_stock_page') is null then  -- per session, as kiotviet_page above
+    create temporary table kiotviet_stock_page (product_id bigint, branch_id bigint, on_hand numeric,
+      reserved numeric) on commit delete rows;
+  end if;
+  delete from kiotviet_stock_page;
   insert into kiotviet_stock_page
   select distinct on ((r ->> 'product_id')::bigint, (b ->> 'branch_id')::bigint)
          (r ->> 'product_id')::bigint, (b ->> 'branch_id')::bigint,
