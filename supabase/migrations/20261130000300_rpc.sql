@@ -282,6 +282,8 @@ declare
   n_inv integer := 0;
   n_del integer := 0;
   m integer;
+  page_ids bigint[];
+  page_codes text[];
 begin
   perform public.kiotviet_assert_running(p_run_id);
   -- A page's commit need not wait for its WAL flush: the page and the cursor it earns commit together, so
@@ -335,10 +337,14 @@ begin
   where r.id is not null and r.code is not null
   order by r.id, r.modified_date desc nulls last;
 
+  -- The page's ids and codes as arrays: "= any (array)" is planned as index lookups whatever the
+  -- planner believes of the page table (never analyzed) and of a table growing under a first sync.
+  select array_agg(id), array_agg(code) into page_ids, page_codes from kiotviet_page;
+
   -- a code now used by another product: the old holder is gone from KiotViet
-  delete from public.kiotviet_products_full f using kiotviet_page p where f.code = p.code and f.id <> p.id;
+  delete from public.kiotviet_products_full f where f.code = any (page_codes) and not f.id = any (page_ids);
   get diagnostics m = row_count; n_del := n_del + m;
-  delete from public.kiotviet_products f using kiotviet_page p where f.code = p.code and f.id <> p.id;
+  delete from public.kiotviet_products f where f.code = any (page_codes) and not f.id = any (page_ids);
 
   insert into public.kiotviet_products_full as t (id, code, name, barcode, full_name, description, order_template,
     category_id, category_name, category_path, trademark_id, trademark_name, base_price, total_on_hand,
@@ -419,8 +425,8 @@ begin
       from kiotviet_page p cross join lateral jsonb_array_elements(p.inventory_by_branch) b
      where b ? 'branch_id'
   ), gone as (
-    delete from public.kiotviet_inventory i using kiotviet_page p
-     where i.product_id = p.id
+    delete from public.kiotviet_inventory i
+     where i.product_id = any (page_ids)
        and not exists (select from inv where inv.product_id = i.product_id and inv.branch_id = i.branch_id)
     returning 1
   ), up as (
@@ -456,8 +462,10 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   n_inv integer := 0;
   n_full integer := 0;
+  known bigint[];
 begin
   perform public.kiotviet_assert_running(p_run_id);
+  perform set_config('synchronous_commit', 'off', true);  -- as in kiotviet_apply_products
   if to_regclass('pg_temp.kiotviet_stock_page') is null then  -- per session, as kiotviet_page above
     create temporary table kiotviet_stock_page (product_id bigint, branch_id bigint, on_hand numeric,
       reserved numeric) on commit delete rows;
@@ -471,12 +479,15 @@ begin
     cross join lateral jsonb_array_elements(coalesce(r -> 'branches', '[]'::jsonb)) b
    where (r ->> 'product_id') is not null and (b ->> 'branch_id') is not null
    order by 1, 2;
+  -- the page's products that are here, as an array: index lookups, as in kiotviet_apply_products
+  select array_agg(p.id) into known from public.kiotviet_products p
+   where p.id = any (array(select distinct product_id from kiotviet_stock_page));
 
   insert into public.kiotviet_inventory as t (product_id, branch_id, branch_name, on_hand, reserved, available, credential_id, synced_at)
   select s.product_id, s.branch_id, br.branch_name, s.on_hand, s.reserved, s.on_hand - s.reserved, p_credential_id, now()
     from kiotviet_stock_page s
-    join public.kiotviet_products p on p.id = s.product_id
     left join public.kiotviet_branches br on br.id = s.branch_id
+   where s.product_id = any (known)
   on conflict (product_id, branch_id) do update set
     on_hand = excluded.on_hand, reserved = excluded.reserved, available = excluded.available,
     branch_name = coalesce(excluded.branch_name, t.branch_name), synced_at = excluded.synced_at
@@ -502,7 +513,7 @@ begin
                and not exists (select from jsonb_array_elements(f.inventory_by_branch) e
                                 where (e ->> 'branch_id')::bigint = s.branch_id)) as inv
       from public.kiotviet_products_full f
-     where f.id in (select product_id from kiotviet_stock_page)
+     where f.id = any (known)
   )
   update public.kiotviet_products_full f
      set inventory_by_branch = m.inv,
