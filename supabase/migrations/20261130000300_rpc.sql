@@ -130,8 +130,10 @@ begin
   return rid;
 end $$;
 
--- Extends a running run's lease and publishes its progress. False when the run is no longer this
--- worker's to run (it finished, or was rescued after its lease expired): the worker must stop writing.
+-- Extends a running run's lease and publishes its progress. False when the run is no longer running (it
+-- finished, or was rescued after its lease expired): the worker must stop writing. The lease goes to
+-- whoever beats for the run: with fan-out, a claimed run is carried out by another replica than the one
+-- that claimed it. What keeps the run exclusive is the claim (one running row per credential).
 create or replace function public.kiotviet_heartbeat(
   p_run_id uuid, p_worker text, p_progress jsonb default null, p_lease_seconds integer default 120
 ) returns boolean
@@ -139,8 +141,8 @@ language sql volatile security definer set search_path = '' as $$
   with hb as (
     update public.kiotviet_sync_logs
        set heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => p_lease_seconds),
-           progress = coalesce(p_progress, progress)
-     where id = p_run_id and status = 'running' and worker is not distinct from p_worker
+           progress = coalesce(p_progress, progress), worker = coalesce(p_worker, worker)
+     where id = p_run_id and status = 'running'
     returning 1
   )
   select exists (select from hb)

@@ -60,21 +60,3 @@ begin
     execute format('grant execute on function %s to service_role', f);
   end loop;
 end $$;
-
--- Heartbeat, revisited for fan-out: a claimed run may be carried out by another replica than the one
--- that claimed it, so the heartbeat hands the lease to whoever beats for the run. What makes the run
--- exclusive is the claim (one running row per credential); what stops a worker declared dead is its run
--- no longer being 'running' after the rescue, and that still returns false.
-create or replace function public.kiotviet_heartbeat(
-  p_run_id uuid, p_worker text, p_progress jsonb default null, p_lease_seconds integer default 120
-) returns boolean
-language sql volatile security definer set search_path = '' as $$
-  with hb as (
-    update public.kiotviet_sync_logs
-       set heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => p_lease_seconds),
-           progress = coalesce(p_progress, progress), worker = coalesce(p_worker, worker)
-     where id = p_run_id and status = 'running'
-    returning 1
-  )
-  select exists (select from hb)
-$$;
