@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kvsync/kvsync/functions/kiotvietsync"
 	"github.com/kvsync/kvsync/functions/schedulesync"
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/kiotviet"
@@ -309,4 +310,60 @@ func TestRealPgCronTick(t *testing.T) {
 	require.NoError(t, b.db.QueryRow(ctx, `select count(*) from cron.job_run_details d join cron.job j on j.jobid = d.jobid
 		where j.jobname = 'kiotviet-tick-test' and d.status = 'succeeded'`).Scan(&ran))
 	assert.Positive(t, ran)
+}
+
+// Fan-out: the dispatcher claims, and another replica's kiotviet-sync carries the run out under the
+// claimed run's id, heartbeating and finishing it.
+func TestFanOutRunsClaimedRunOnAnotherReplica(t *testing.T) {
+	b := setup(t, 120)
+	ctx := context.Background()
+	authn, err := auth.New(auth.Config{CronSecret: cronSecret, JWTSecret: strings.Repeat("j", 40)})
+	require.NoError(t, err)
+	replica := httptest.NewServer(kiotvietsync.Handler(kiotvietsync.Deps{Auth: authn, Admins: b.store, Sync: b.engine}))
+	t.Cleanup(replica.Close)
+	done := make(chan schedulesync.RunResult, 1)
+	d := schedulesync.New(schedulesync.Config{Store: b.store, Worker: "claimer",
+		Runner:    schedulesync.FanOut{URL: replica.URL, Secret: cronSecret},
+		OnRunDone: func(r schedulesync.RunResult) { done <- r }})
+	scheduleID := b.schedule(t, b.credID, "products_full")
+
+	tick, err := d.Tick(ctx, 1)
+	require.NoError(t, err)
+	require.Len(t, tick.Claimed, 1)
+	r := <-done
+	require.NoError(t, r.Err)
+	assert.Equal(t, "success", r.Result.Status, r.Result.Error)
+	assert.Equal(t, tick.Claimed[0].RunID, r.Result.RunID, "the replica ran the claimed run, not a new one")
+
+	var status, trigger string
+	require.NoError(t, b.db.QueryRow(ctx, `select status, trigger from kiotviet_sync_logs where id = $1`, r.Claim.RunID).Scan(&status, &trigger))
+	assert.Equal(t, "success", status)
+	assert.Equal(t, "cron", trigger)
+	var last *time.Time
+	require.NoError(t, b.db.QueryRow(ctx, `select last_run_at from kiotviet_sync_schedules where id = $1`, scheduleID).Scan(&last))
+	assert.NotNil(t, last, "the schedule moved on")
+	diffs, err := synctest.Compare(ctx, b.db, b.fake.Snapshot(), false, 10)
+	require.NoError(t, err)
+	assert.Empty(t, diffs)
+}
+
+// /metrics counts what the dispatcher did, in Prometheus's text format.
+func TestMetricsCountRuns(t *testing.T) {
+	b := setup(t, 20)
+	m := schedulesync.NewMetrics()
+	done := make(chan schedulesync.RunResult, 1)
+	d := schedulesync.New(schedulesync.Config{Store: b.store, Runner: b.engine, Metrics: m,
+		OnRunDone: func(r schedulesync.RunResult) { done <- r }})
+	b.schedule(t, b.credID, "categories")
+	_, err := d.Tick(context.Background(), 1)
+	require.NoError(t, err)
+	<-done
+	var out strings.Builder
+	_, err = m.WriteTo(&out)
+	require.NoError(t, err)
+	text := out.String()
+	assert.Contains(t, text, `kvsync_runs_total{status="success"} 1`)
+	assert.Contains(t, text, "kvsync_claimed_total 1")
+	assert.Contains(t, text, "kvsync_claim_seconds_count 1")
+	assert.Regexp(t, `kvsync_api_calls_total [1-9]`, text)
 }
