@@ -18,7 +18,8 @@ $$;
 --     schedule runs at 02:00 local every day, whatever DST does, and an every-6-hours one at 02:00, 08:00, …
 --   * Without one, the grid is p_anchor plus whole periods: the previous slot keeps its successors on the
 --     same minute however long a run takes or however late the 5-minute cron tick fires, so nothing drifts.
--- Arithmetic is done on local wall-clock time, then converted back, so days stay days across DST.
+-- With a time of day, or a period of whole days, arithmetic is done on local wall-clock time, then
+-- converted back, so days stay days across DST; hourly and other periods count elapsed time.
 create or replace function public.kiotviet_next_slot(
   p_frequency text, p_custom_hours integer, p_time_of_day time, p_timezone text,
   p_anchor timestamptz, p_after timestamptz
@@ -26,7 +27,10 @@ create or replace function public.kiotviet_next_slot(
 language plpgsql stable set search_path = '' as $$
 declare
   step interval := public.kiotviet_schedule_interval(p_frequency, p_custom_hours);
-  tz text := coalesce(p_timezone, 'Asia/Ho_Chi_Minh');
+  -- Wall-clock arithmetic where the user thinks in local times (a time of day, or whole days); plain
+  -- elapsed time otherwise, so an hourly grid keeps one hour between runs across a DST change.
+  tz text := case when p_time_of_day is null and extract(epoch from step)::bigint % 86400 <> 0 then 'UTC'
+                  else coalesce(p_timezone, 'Asia/Ho_Chi_Minh') end;
   after_local timestamp := p_after at time zone tz;
   base timestamp;
   n bigint;

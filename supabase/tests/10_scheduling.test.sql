@@ -3,7 +3,7 @@
 -- explicit timestamps, or through now(), which is fixed inside this one transaction: values relative to
 -- it are compared exactly. Nothing sleeps.
 begin;
-select plan(81);
+select plan(82);
 
 -- Only this file's rows: whatever another test committed is out of the way until the rollback.
 delete from public.kiotviet_credentials;
@@ -58,6 +58,9 @@ select is(public.kiotviet_next_slot('daily', null, null, 'Asia/Ho_Chi_Minh', '20
 select is(public.kiotviet_next_slot('daily', null, '03:00', 'Europe/Berlin', null, '2026-03-28 03:00+01'),
           '2026-03-29 03:00+02'::timestamptz,
           'next slot: DST zone keeps a daily local hour across spring forward (23 hours later)');
+select is(public.kiotviet_next_slot('hourly', null, null, 'Europe/Berlin', '2026-10-25 00:30+00', '2026-10-25 00:40+00'),
+          '2026-10-25 01:30+00'::timestamptz,
+          'hourly grid counts elapsed time: one hour between runs across the autumn DST change');
 select is(public.kiotviet_next_slot('daily', null, null, 'Europe/Berlin', '2026-10-24 09:00+02', '2026-10-24 12:00+02'),
           '2026-10-25 09:00+01'::timestamptz,
           'next slot: DST zone keeps an anchored daily local hour across fall back (25 hours later)');
