@@ -65,7 +65,8 @@ alter table public.kiotviet_sync_schedules
   drop constraint if exists kiotviet_sync_schedules_frequency_check,
   drop constraint if exists kiotviet_sync_schedules_custom_interval_hours_check,
   drop constraint if exists kiotviet_sync_schedules_custom_interval_required,
-  drop constraint if exists kiotviet_sync_schedules_timezone_check;
+  drop constraint if exists kiotviet_sync_schedules_timezone_check,
+  drop constraint if exists kiotviet_sync_schedules_time_of_day_period;
 alter table public.kiotviet_sync_schedules
   add constraint kiotviet_sync_schedules_sync_type_check
     check (sync_type in ('categories', 'products', 'inventory', 'products_full', 'attributes', 'all')),
@@ -74,7 +75,11 @@ alter table public.kiotviet_sync_schedules
   add constraint kiotviet_sync_schedules_custom_interval_hours_check
     check (custom_interval_hours between 1 and 168),
   add constraint kiotviet_sync_schedules_custom_interval_required
-    check (frequency <> 'custom' or custom_interval_hours is not null);
+    check (frequency <> 'custom' or custom_interval_hours is not null),
+  -- a time of day fixes the grid to the day: only periods that divide a day keep it (hourly, daily,
+  -- every 2, 3, 4, 6, 8 or 12 hours)
+  add constraint kiotviet_sync_schedules_time_of_day_period
+    check (time_of_day is null or frequency in ('hourly', 'daily') or 24 % custom_interval_hours = 0);
 create index if not exists kiotviet_sync_schedules_due_idx
   on public.kiotviet_sync_schedules (next_run_at) where enabled;
 drop trigger if exists update_sync_schedules_updated_at on public.kiotviet_sync_schedules;

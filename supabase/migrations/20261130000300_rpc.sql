@@ -32,14 +32,23 @@ language plpgsql security definer set search_path = '' as $$
 declare
   s public.kiotviet_sync_schedules;
   next_at timestamptz;
+  slot timestamptz;
 begin
   select * into s from public.kiotviet_sync_schedules where id = p_schedule_id for update;
   if not found then return null; end if;
   if p_status = 'success' then
+    -- The slot this run stands for is the latest slot of the schedule's grid at or before the time it was
+    -- claimed for: a run retried after failures (claimed at a backoff time, off the grid) or started early
+    -- by an admin still lands on the grid, so the grid never moves. The grid is anchored at the last
+    -- successful slot, or at the schedule's creation (its first slot was one period after it).
+    slot := public.kiotviet_next_slot(s.frequency, s.custom_interval_hours, s.time_of_day, s.timezone,
+              coalesce(s.last_run_at, s.created_at),
+              coalesce(p_slot_at, now()) - public.kiotviet_schedule_interval(s.frequency, s.custom_interval_hours));
+    slot := least(coalesce(slot, p_slot_at, now()), coalesce(p_slot_at, now()));
     next_at := public.kiotviet_next_slot(s.frequency, s.custom_interval_hours, s.time_of_day, s.timezone,
-                                         coalesce(p_slot_at, now()), now());
+                                         slot, now());
     update public.kiotviet_sync_schedules
-       set last_run_at = coalesce(p_slot_at, now()), next_run_at = next_at, consecutive_failures = 0,
+       set last_run_at = slot, next_run_at = next_at, consecutive_failures = 0,
            last_status = 'success', last_error = null, last_success_at = now()
      where id = p_schedule_id;
   elsif p_status in ('failed', 'partial') then
@@ -151,9 +160,12 @@ $$;
 -- A page may only be written by a run that still holds its lease: a worker that was declared dead and
 -- rescued must not keep writing behind the next run's back.
 create or replace function public.kiotviet_assert_running(p_run_id uuid) returns void
-language plpgsql stable security definer set search_path = '' as $$
+language plpgsql volatile security definer set search_path = '' as $$
 begin
-  if not exists (select from public.kiotviet_sync_logs where id = p_run_id and status = 'running') then
+  -- FOR SHARE: a rescue or finish of this run waits for the page's commit, so no page lands after its
+  -- run was declared dead.
+  perform from public.kiotviet_sync_logs where id = p_run_id and status = 'running' for share;
+  if not found then
     raise exception 'run % is not running (finished, or rescued after its lease expired)', p_run_id
       using errcode = '55000';
   end if;
@@ -347,6 +359,12 @@ begin
   delete from public.kiotviet_products_full f where f.code = any (page_codes) and not f.id = any (page_ids);
   get diagnostics m = row_count; n_del := n_del + m;
   delete from public.kiotviet_products f where f.code = any (page_codes) and not f.id = any (page_ids);
+  -- codes moving between products of this very page (two products swapping codes): park the current
+  -- holders' codes first, since the unique code is checked row by row during the upsert
+  update public.kiotviet_products_full f set code = 'kvsync-parked-' || f.id
+    from kiotviet_page p where p.id = f.id and f.code <> p.code and f.code = any (page_codes);
+  update public.kiotviet_products f set code = 'kvsync-parked-' || f.id
+    from kiotviet_page p where p.id = f.id and f.code <> p.code and f.code = any (page_codes);
 
   insert into public.kiotviet_products_full as t (id, code, name, barcode, full_name, description, order_template,
     category_id, category_name, category_path, trademark_id, trademark_name, base_price, total_on_hand,
@@ -568,9 +586,13 @@ begin
     credential_id = excluded.credential_id, synced_at = excluded.synced_at
   where (t.name, t.attribute_values, t.credential_id) is distinct from (excluded.name, excluded.attribute_values, excluded.credential_id);
   get diagnostics n = row_count;
-  delete from public.kiotviet_attributes a
-   where not exists (select from jsonb_array_elements(coalesce(p_rows, '[]'::jsonb)) e where (e ->> 'id')::bigint = a.id);
-  get diagnostics d = row_count;
+  d := 0;
+  -- An empty reply is more likely a fault than a shop that dropped every attribute: keep what is here.
+  if jsonb_array_length(coalesce(p_rows, '[]'::jsonb)) > 0 then
+    delete from public.kiotviet_attributes a
+     where not exists (select from jsonb_array_elements(p_rows) e where (e ->> 'id')::bigint = a.id);
+    get diagnostics d = row_count;
+  end if;
   return jsonb_build_object('written', n, 'deleted', d);
 end $$;
 

@@ -3,7 +3,7 @@
 -- explicit timestamps, or through now(), which is fixed inside this one transaction: values relative to
 -- it are compared exactly. Nothing sleeps.
 begin;
-select plan(82);
+select plan(83);
 
 -- Only this file's rows: whatever another test committed is out of the way until the rollback.
 delete from public.kiotviet_credentials;
@@ -328,5 +328,8 @@ select is((select public.kiotviet_finish_run(run_id, 'success') from claimed whe
 select is((next_run_at at time zone 'Europe/Berlin')::time, '02:00'::time, 'finish success with a time of day: 02:00 Berlin time')
   from public.kiotviet_sync_schedules where id = '55000000-0000-0000-0000-000000000001';
 
+select throws_ok($$insert into public.kiotviet_sync_schedules (credential_id, sync_type, frequency, custom_interval_hours, time_of_day)
+  select id, 'attributes', 'custom', 5, '02:00' from public.kiotviet_credentials limit 1$$,
+  '23514', null, 'a time of day goes only with a period that divides a day (kiotviet_sync_schedules_time_of_day_period)');
 select * from finish();
 rollback;

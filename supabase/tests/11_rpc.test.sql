@@ -2,7 +2,7 @@
 -- page writers, the sweep, the credential functions, and who may execute them. Values relative to now()
 -- (fixed in this transaction) are compared exactly.
 begin;
-select plan(96);
+select plan(104);
 set local client_min_messages = warning;  -- the page functions' "temporary table already exists" notices
 
 -- Only this file's rows: whatever another test committed is out of the way until the rollback.
@@ -397,6 +397,50 @@ select is(array(select f::text from pg_temp.rpc_functions() f join pg_catalog.pg
 select ok(not has_function_privilege('anon', 'public.calculate_next_run_time()', 'execute')
           and not has_function_privilege('authenticated', 'public.calculate_next_run_time()', 'execute'),
           'privileges: the trigger function is not callable by anon or authenticated');
+
+------------------------------------------------------------------------------------------------------------
+-- Rules at the edges
+insert into public.kiotviet_credentials (id, retailer_name, client_id, encrypted_token, is_active) values
+  ('c2000000-0000-0000-0000-00000000000f', 'shopF', 'clientF', 'ct', true);
+create temporary table swap_run as
+  select public.kiotviet_start_run('c2000000-0000-0000-0000-00000000000f', 'products', 'manual', 'w-swap') as id;
+select lives_ok(format($q$select public.kiotviet_apply_products(%L, 'c2000000-0000-0000-0000-00000000000f',
+  '[{"id": 801, "code": "SWAP-X", "name": "a"}, {"id": 802, "code": "SWAP-Y", "name": "b"}]', '{}', null)$q$,
+  (select id from swap_run)), 'page apply: two products are stored');
+select lives_ok(format($q$select public.kiotviet_apply_products(%L, 'c2000000-0000-0000-0000-00000000000f',
+  '[{"id": 801, "code": "SWAP-Y", "name": "a"}, {"id": 802, "code": "SWAP-X", "name": "b"}]', '{}', null)$q$,
+  (select id from swap_run)), 'page apply: two products of one page swapping codes do not fail the page');
+select results_eq($$select id, code from public.kiotviet_products_full where id in (801, 802) order by id$$,
+  $$values (801::bigint, 'SWAP-Y'::text), (802::bigint, 'SWAP-X'::text)$$,
+  'page apply: after the swap each product holds its new code (products_full)');
+select results_eq($$select id, code from public.kiotviet_products where id in (801, 802) order by id$$,
+  $$values (801::bigint, 'SWAP-Y'::text), (802::bigint, 'SWAP-X'::text)$$,
+  'page apply: after the swap each product holds its new code (products)');
+
+select public.kiotviet_apply_attributes((select id from swap_run), 'c2000000-0000-0000-0000-00000000000f',
+  '[{"id": 901, "name": "Màu", "attribute_values": [{"value": "Đỏ", "attributeId": 901}]}]');
+select public.kiotviet_apply_attributes((select id from swap_run), 'c2000000-0000-0000-0000-00000000000f', '[]');
+select is((select count(*)::int from public.kiotviet_attributes where id = 901), 1,
+  'attributes: an empty reply does not empty the table');
+
+-- A page holds a share lock on its run's row until it commits, so a rescue cannot slip in between.
+select is((select count(*)::int from pg_catalog.pg_locks l join pg_catalog.pg_class c on c.oid = l.relation
+            where c.relname = 'kiotviet_sync_logs' and l.mode = 'RowShareLock' and l.pid = pg_backend_pid()), 1,
+  'page apply: the run''s log row is locked FOR SHARE by the page''s transaction');
+select public.kiotviet_finish_run((select id from swap_run), 'success');
+
+-- No drift after failures: a retry claimed at a backoff time (off the grid) still lands on the grid.
+insert into public.kiotviet_sync_schedules (id, credential_id, sync_type, frequency, last_run_at, consecutive_failures)
+values ('5f000000-0000-0000-0000-0000000000bb', 'c2000000-0000-0000-0000-00000000000f', 'attributes', 'hourly',
+        date_trunc('hour', now()) - interval '3 hours', 2);
+select public.kiotviet_schedule_after_run('5f000000-0000-0000-0000-0000000000bb', 'success',
+  date_trunc('hour', now()) - interval '53 minutes', null);
+select is((select last_run_at from public.kiotviet_sync_schedules where id = '5f000000-0000-0000-0000-0000000000bb'),
+  date_trunc('hour', now()) - interval '1 hour',
+  'finish success after retries: last_run_at is the grid slot the retry stood for, not the backoff time');
+select is((select next_run_at from public.kiotviet_sync_schedules where id = '5f000000-0000-0000-0000-0000000000bb'),
+  date_trunc('hour', now()) + interval '1 hour',
+  'finish success after retries: the next run is back on the hourly :00 grid');
 
 select * from finish();
 rollback;
