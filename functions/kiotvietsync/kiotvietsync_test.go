@@ -293,3 +293,19 @@ func TestSaveTokenChecksLiveAndMovesSchedules(t *testing.T) {
 	_, err = e.keys.Decrypt(*c.EncryptedClientSecret, syncer.SecretAAD(first))
 	assert.Error(t, err, "a ciphertext never decrypts on another row")
 }
+
+// A claimed run is carried out only as claimed: a runId with another type (or credential) is refused.
+func TestSyncRunIDMustMatchTheClaim(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	runID, err := e.store.StartRun(ctx, e.credID, "attributes", "cron", "dispatcher", time.Minute, nil)
+	require.NoError(t, err)
+	status, out := e.post(t, syncPath, serviceKey, map[string]any{"credentialId": e.credID, "syncType": "products", "runId": runID})
+	assert.Equal(t, http.StatusBadRequest, status, out)
+	assert.Contains(t, out["error"], "runId")
+	status, out = e.post(t, syncPath, userJWT(t, "admin"), map[string]any{"credentialId": e.credID, "syncType": "attributes", "runId": runID})
+	assert.Equal(t, http.StatusForbidden, status, out, "runId is for the dispatcher only")
+	status, out = e.post(t, syncPath, serviceKey, map[string]any{"credentialId": e.credID, "syncType": "attributes", "runId": runID})
+	assert.Equal(t, http.StatusOK, status, out)
+	assert.Equal(t, runID, out["runId"])
+}

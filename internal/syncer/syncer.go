@@ -155,7 +155,17 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	}
 	log := e.cfg.Logger.With("credential", req.CredentialID, "sync_type", req.SyncType)
 	runID := req.RunID
-	if runID == "" {
+	if runID != "" {
+		// A claimed run is carried out only as claimed: its own credential and type, while it runs.
+		l, err := e.cfg.Store.Run(ctx, runID)
+		if err != nil {
+			return Result{}, err
+		}
+		if l.Status != "running" || l.CredentialID == nil || *l.CredentialID != req.CredentialID || l.SyncType != req.SyncType {
+			return Result{}, &store.Error{Func: "sync", Code: store.CodeInvalid,
+				Message: fmt.Sprintf("runId %s is not a running %s run of credential %s", runID, req.SyncType, req.CredentialID)}
+		}
+	} else {
 		opts, _ := json.Marshal(map[string]any{"pageSize": req.PageSize, "full": req.Full, "dateFrom": tm(req.DateFrom)})
 		var err error
 		runID, err = e.cfg.Store.StartRun(ctx, req.CredentialID, req.SyncType, cmp.Or(req.Trigger, "manual"), e.cfg.Worker, e.cfg.Lease, opts)
@@ -400,22 +410,26 @@ func mode(full bool) string {
 
 // cursorTracker follows the newest modifiedDate applied. Pages are requested in modifiedDate order, so
 // the cursor can move with each committed page; if KiotViet ever returns them out of order, the cursor
-// stops moving page by page and moves once, after the whole stream committed.
+// stops moving page by page and moves once, after the whole stream committed. A frozen tracker (a run
+// over an explicit dateFrom window) never moves the cursor: that window may start after the cursor, and
+// moving it would skip what lies between.
 type cursorTracker struct {
+	overlap  time.Duration
+	frozen   bool
 	max      time.Time
 	disorder bool
 }
 
 func (c *cursorTracker) page(dates []time.Time) *time.Time {
 	for _, d := range dates {
-		if !c.max.IsZero() && d.Before(c.max.Add(-DefaultOverlap)) {
+		if !c.max.IsZero() && d.Before(c.max.Add(-c.overlap)) {
 			c.disorder = true
 		}
 		if d.After(c.max) {
 			c.max = d
 		}
 	}
-	if c.disorder || c.max.IsZero() {
+	if c.frozen || c.disorder || c.max.IsZero() {
 		return nil
 	}
 	t := c.max
@@ -423,7 +437,7 @@ func (c *cursorTracker) page(dates []time.Time) *time.Time {
 }
 
 func (c *cursorTracker) final() *time.Time {
-	if c.max.IsZero() {
+	if c.frozen || c.max.IsZero() {
 		return nil
 	}
 	t := c.max
@@ -470,8 +484,14 @@ func (r *run) products(ctx context.Context, st *StreamStats) error {
 }
 
 // pagedStream runs one cursor-driven stream (categories, products): a full pass or an incremental one
-// (plan), each page shaped into rows and applied in one SQL call with the cursor it earned, then
-// finishStream (catch-up, sweep, a held-back cursor).
+// (plan), each page shaped into rows and applied in one SQL call with the cursor it earned.
+//
+// KiotViet pages by offset over a list sorted by modifiedDate. A row edited while a pass pages moves to
+// the end, and every row after its old place shifts back by one: the row at the next page boundary is
+// never read. A pass therefore watches for rows modified since it started (and for deletions): an
+// incremental pass that saw any reads its window once more; a full pass reads what changed since it
+// started (catch-up) and, when that shows any such change, leaves the sweep to the next full reconcile
+// rather than delete a row it may have skipped.
 func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamStats,
 	applyPage func(context.Context, store.Page) (store.Applied, error),
 	list func(kiotviet.ListOptions) *kiotviet.Pager[T],
@@ -482,10 +502,18 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 	}
 	st.Mode = mode(full)
 	started := r.e.cfg.Now()
-	var cur cursorTracker
-	total, removedSeen := 0, 0
+	cur := cursorTracker{overlap: r.e.cfg.Overlap, frozen: !r.req.DateFrom.IsZero() && !full}
+	total, read, disturbed := 0, 0, false
 	apply := func(ctx context.Context, pg kiotviet.Page[T]) error {
 		rows, dates := shape(pg.Items)
+		for _, d := range dates {
+			if !d.Before(started) {
+				disturbed = true // modified while this pass paged
+			}
+		}
+		if len(pg.RemovedIDs) > 0 && full {
+			disturbed = true // only the catch-up of a full pass reports removals
+		}
 		raw, err := json.Marshal(rows)
 		if err != nil {
 			return err
@@ -496,7 +524,7 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 			return err
 		}
 		total = pg.Total
-		removedSeen += len(pg.RemovedIDs)
+		read += len(dates)
 		st.Count += len(dates)
 		st.Written += a.Written + a.Products + a.Inventory // every table the page changed
 		st.Deleted += a.Deleted
@@ -507,35 +535,24 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 	if err := pump(ctx, list(r.listOptions(full, from)), apply); err != nil {
 		return err
 	}
-	mainTotal := total
-	catchUp := func(ctx context.Context, since time.Time) (int, error) {
-		removedSeen = 0
-		// what the catch-up reads was seen too (apply marks ids seen while full is set)
-		err := pump(ctx, list(r.listOptions(false, since)), apply)
-		return removedSeen, err
-	}
-	flush := func(ctx context.Context, cursor *time.Time) error {
-		_, err := applyPage(ctx, store.Page{RunID: r.id, CredentialID: r.req.CredentialID, Rows: json.RawMessage(`[]`), Cursor: cursor})
-		return err
-	}
-	return r.finishStream(ctx, stream, st, full, started, mainTotal, &cur, catchUp, flush)
-}
-
-// finishStream ends a paged stream. After a full pass it first reads what changed while it paged
-// (catch-up, incremental from the pass's start): if KiotViet deleted anything meanwhile, offsets may have
-// shifted under the pass, so the sweep waits for the next full reconcile rather than delete a row the
-// pass skipped. Otherwise the sweep deletes every row the pass did not see. A cursor held back by
-// out-of-order pages moves now.
-func (r *run) finishStream(ctx context.Context, stream string, st *StreamStats, full bool, started time.Time, total int,
-	cur *cursorTracker, catchUp func(context.Context, time.Time) (int, error), flush func(context.Context, *time.Time) error) error {
-	if full {
-		removed, err := catchUp(ctx, started.Add(-r.e.cfg.Overlap))
-		if err != nil {
+	if !full {
+		if disturbed {
+			// once more over the same window: what a shift made the first pass skip is read now
+			if err := pump(ctx, list(r.listOptions(false, from)), apply); err != nil {
+				return err
+			}
+		}
+	} else {
+		mainTotal, mainRead := total, read
+		// what changed while the pass paged, read as part of the pass (its ids count as seen)
+		if err := pump(ctx, list(r.listOptions(false, started.Add(-r.e.cfg.Overlap))), apply); err != nil {
 			return err
 		}
 		swept := false
-		if removed == 0 {
-			a, err := r.e.cfg.Store.Sweep(ctx, r.id, r.req.CredentialID, stream, total)
+		// A pass that reported no total may have stopped early: only a shop that is really empty
+		// (nothing read, total 0) is swept without one.
+		if !disturbed && (mainTotal > 0 || mainRead == 0) {
+			a, err := r.e.cfg.Store.Sweep(ctx, r.id, r.req.CredentialID, stream, mainTotal)
 			if err != nil {
 				return err
 			}
@@ -544,11 +561,12 @@ func (r *run) finishStream(ctx context.Context, stream string, st *StreamStats, 
 		}
 		st.Swept = &swept
 		if !swept {
-			r.log.Info("full reconcile not swept; the next full pass will", "stream", stream, "removed_during_pass", removed)
+			r.log.Info("full reconcile not swept; the next run reconciles again", "stream", stream, "changed_during_pass", disturbed)
 		}
 	}
 	if cur.disorder {
-		return flush(ctx, cur.final())
+		_, err := applyPage(ctx, store.Page{RunID: r.id, CredentialID: r.req.CredentialID, Rows: json.RawMessage(`[]`), Cursor: cur.final()})
+		return err
 	}
 	return nil
 }

@@ -254,3 +254,57 @@ func countOf(t *testing.T, db *pgxpool.Pool, table string) int {
 	require.NoError(t, db.QueryRow(context.Background(), "select count(*) from public."+table).Scan(&n))
 	return n
 }
+
+// A product edited while a full pass pages moves to the end of KiotViet's modifiedDate order, and the
+// product at the next page boundary is never read. The sweep must then wait: it deletes nothing that the
+// shop still has.
+func TestFullPassDisturbedMidwayDeletesNothing(t *testing.T) {
+	b := setup(t, 500)
+	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	var pages, catchUps atomic.Int32
+	hook := func(r *http.Request) {
+		if r.URL.Path != "/products" {
+			return
+		}
+		if r.URL.Query().Get("lastModifiedFrom") == "" && pages.Add(1) == 3 {
+			b.fake.ChangeProducts(40) // some of them were read on pages 1 and 2
+		}
+		if r.URL.Query().Get("lastModifiedFrom") != "" && catchUps.Add(1) == 1 {
+			// new products arrive before the catch-up: ids seen now reach KiotViet's total even though
+			// the pass skipped some, so a count alone cannot tell the pass was incomplete
+			b.fake.AddProducts(60)
+		}
+	}
+	b.onFetch.Store(&hook)
+	res := b.sync(t, "products_full", true)
+	require.Equal(t, "success", res.Status, res.Error)
+	require.NotNil(t, res.Streams["products"].Swept)
+	assert.False(t, *res.Streams["products"].Swept, "rows changed during the pass: the sweep waits for the next full reconcile")
+	assert.Zero(t, res.Streams["products"].Deleted)
+	b.equal(t, false) // every product the shop has is still there, the changed ones up to date
+
+	b.onFetch.Store(nil)
+	res = b.sync(t, "products_full", true) // an undisturbed full pass sweeps
+	require.NotNil(t, res.Streams["products"].Swept)
+	assert.True(t, *res.Streams["products"].Swept)
+	b.equal(t, false)
+}
+
+// The same shift in an incremental pass: products edited while it pages would make it skip changes at
+// page boundaries, so it reads its window once more.
+func TestIncrementalPassDisturbedMidwayMissesNothing(t *testing.T) {
+	b := setup(t, 500)
+	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	b.fake.ChangeProducts(250)
+	var incremental atomic.Int32
+	hook := func(r *http.Request) {
+		if r.URL.Path == "/products" && r.URL.Query().Get("lastModifiedFrom") != "" && incremental.Add(1) == 2 {
+			b.fake.ChangeProducts(40) // some were already read on page 1 of this window
+		}
+	}
+	b.onFetch.Store(&hook)
+	res := b.sync(t, "products_full", false)
+	require.Equal(t, "success", res.Status, res.Error)
+	assert.Equal(t, "incremental", res.Streams["products"].Mode)
+	b.equal(t, false)
+}

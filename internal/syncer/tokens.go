@@ -96,5 +96,8 @@ func (t *dbTokens) Token(ctx context.Context) (kiotviet.Token, error) {
 func (t *dbTokens) Invalidate(_ context.Context, bad kiotviet.Token) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.cached.AccessToken != "" && t.cached.AccessToken != bad.AccessToken {
+		return // a late 401 for an older token: the newer one stays
+	}
 	t.cached = kiotviet.Token{AccessToken: bad.AccessToken} // remembered as bad, never Valid
 }
