@@ -130,7 +130,7 @@ func TestCredentialsScheduleSyncStatusDispatch(t *testing.T) {
 	assert.Contains(t, out, "success")
 	assert.Contains(t, out, "total: 1 run(s) (1 success)")
 	status = b.ok(t, "", "status")
-	assert.Regexp(t, `inventory\s+every 6h at 02:00\s+yes\s+in \S+\s+\d+s ago\s+success`, status)
+	assert.Regexp(t, `inventory\s+every 6h at 02:00\s+yes\s+in \S+\s+\S+ ago\s+success`, status)
 
 	b.ok(t, "", "credentials", "deactivate", id)
 	assert.Contains(t, b.ok(t, "", "credentials", "list"), "no ")
