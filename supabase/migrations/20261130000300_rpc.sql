@@ -76,19 +76,23 @@ create or replace function public.kiotviet_claim_due(
   p_worker text, p_limit integer default 10, p_lease_seconds integer default 120
 ) returns table (run_id uuid, schedule_id uuid, credential_id uuid, sync_type text, slot_at timestamptz)
 language sql volatile security definer set search_path = '' as $$
-  with due as (
-    select s.id, s.credential_id, s.sync_type, s.next_run_at
+  with candidates as (
+    -- the most overdue schedule of each credential that may run now (one run per credential at a time),
+    -- so the limit counts credentials that can start, not schedules that would wait for each other
+    select distinct on (s.credential_id) s.id, s.next_run_at
       from public.kiotviet_sync_schedules s
       join public.kiotviet_credentials c on c.id = s.credential_id and c.is_active
      where s.enabled
        and s.next_run_at <= now()
        and not exists (select from public.kiotviet_sync_logs l
                         where l.credential_id = s.credential_id and l.status = 'running')
-     order by s.next_run_at, s.id
-     limit greatest(p_limit, 0)
-       for update of s skip locked
+     order by s.credential_id, s.next_run_at, s.id
   ), pick as (
-    select distinct on (d.credential_id) d.* from due d order by d.credential_id, d.next_run_at, d.id
+    select s.id, s.credential_id, s.sync_type, s.next_run_at
+      from public.kiotviet_sync_schedules s
+     where s.id in (select id from candidates order by next_run_at, id limit greatest(p_limit, 0))
+       and s.enabled and s.next_run_at <= now()  -- checked again on the row as locked
+       for update of s skip locked
   )
   insert into public.kiotviet_sync_logs as l
     (sync_type, status, trigger, credential_id, schedule_id, slot_at, worker, lease_expires_at, heartbeat_at, started_at)

@@ -2,7 +2,7 @@
 -- page writers, the sweep, the credential functions, and who may execute them. Values relative to now()
 -- (fixed in this transaction) are compared exactly.
 begin;
-select plan(104);
+select plan(105);
 set local client_min_messages = warning;  -- the page functions' "temporary table already exists" notices
 
 -- Only this file's rows: whatever another test committed is out of the way until the rollback.
@@ -441,6 +441,22 @@ select is((select last_run_at from public.kiotviet_sync_schedules where id = '5f
 select is((select next_run_at from public.kiotviet_sync_schedules where id = '5f000000-0000-0000-0000-0000000000bb'),
   date_trunc('hour', now()) + interval '1 hour',
   'finish success after retries: the next run is back on the hourly :00 grid');
+
+-- The limit counts credentials that can start: one credential with several due schedules does not use
+-- up a claim that another credential's due schedule could have had.
+delete from public.kiotviet_sync_logs where status = 'running';
+update public.kiotviet_sync_schedules set enabled = false;
+insert into public.kiotviet_credentials (id, retailer_name, client_id, encrypted_token, is_active) values
+  ('c2000000-0000-0000-0000-0000000000f1', 'shopG', 'clientG', 'ct', true),
+  ('c2000000-0000-0000-0000-0000000000f2', 'shopH', 'clientH', 'ct', true);
+insert into public.kiotviet_sync_schedules (credential_id, sync_type, frequency, next_run_at) values
+  ('c2000000-0000-0000-0000-0000000000f1', 'products', 'daily', now() - interval '30 minutes'),
+  ('c2000000-0000-0000-0000-0000000000f1', 'categories', 'daily', now() - interval '29 minutes'),
+  ('c2000000-0000-0000-0000-0000000000f1', 'attributes', 'daily', now() - interval '28 minutes'),
+  ('c2000000-0000-0000-0000-0000000000f2', 'products', 'daily', now() - interval '1 minute');
+select set_eq($$select credential_id from public.kiotviet_claim_due('w-limit', 2)$$,
+  array['c2000000-0000-0000-0000-0000000000f1', 'c2000000-0000-0000-0000-0000000000f2']::uuid[],
+  'claim: a limit of 2 starts two credentials, not two schedules of one');
 
 select * from finish();
 rollback;
