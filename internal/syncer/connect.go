@@ -42,6 +42,14 @@ func Connect(ctx context.Context, st *store.Store, keys *secret.Keyring, kv kiot
 	if err := p.Err(); err != nil {
 		return "", rejected(err)
 	}
+	return Save(ctx, st, keys, c, tok)
+}
+
+// Save encrypts a connection's secret and token for a new row and stores it as the active credential
+// (the owner's older ones deactivated, their schedules moved to it), without asking KiotViet: Connect
+// calls it once the connection checked out; tests and tools that already trust the credentials call it
+// directly. It returns the new credential's id.
+func Save(ctx context.Context, st *store.Store, keys *secret.Keyring, c Connection, tok kiotviet.Token) (string, error) {
 	id := newUUID()
 	encSecret, err := keys.Encrypt([]byte(c.ClientSecret), SecretAAD(id))
 	if err != nil {

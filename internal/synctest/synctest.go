@@ -5,7 +5,6 @@ package synctest
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -22,30 +21,11 @@ import (
 	"github.com/kvsync/kvsync/internal/syncer"
 )
 
-// NewCredentialID returns a random UUID (v4) for a credential row.
-func NewCredentialID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// SaveCredential stores the fake shop's credentials as an active credential, its secret encrypted with
-// keys for the new row, and returns the row's id. The token is left for the first sync to fetch.
+// SaveCredential stores the fake shop's credentials as an active credential (syncer.Save, without the
+// live check) and returns the row's id. The token stored has expired, so the first sync fetches one.
 func SaveCredential(ctx context.Context, st *store.Store, keys *secret.Keyring, c kiotviet.Credentials) (string, error) {
-	id := NewCredentialID()
-	encSecret, err := keys.Encrypt([]byte(c.ClientSecret), syncer.SecretAAD(id))
-	if err != nil {
-		return "", err
-	}
-	encToken, err := keys.Encrypt([]byte("none"), syncer.TokenAAD(id))
-	if err != nil {
-		return "", err
-	}
-	err = st.SaveCredential(ctx, store.NewCredential{ID: id, RetailerName: c.Retailer, ClientID: c.ClientID,
-		EncryptedClientSecret: encSecret, EncryptedToken: encToken, TokenExpiresAt: time.Unix(0, 0)})
-	return id, err
+	return syncer.Save(ctx, st, keys, syncer.Connection{Retailer: c.Retailer, ClientID: c.ClientID, ClientSecret: c.ClientSecret},
+		kiotviet.Token{AccessToken: "none", ExpiresAt: time.Unix(0, 0)})
 }
 
 // Compare lists every difference between the data tables and the catalogue, in the columns the ERP reads
