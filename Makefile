@@ -8,7 +8,7 @@ export DATABASE_URL ?= $(shell scripts/db.sh url)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-deps: ## install PostgreSQL 15, pg_cron, pgTAP, PL/sh, curl and the pg_net stand-in (root)
+deps: ## install PostgreSQL 15, pg_cron, pgTAP, PL/sh, plpgsql_check, curl, the pg_net stand-in (root) and the npm tools
 	scripts/install-deps.sh
 
 build: ## build bin/kvsync and bin/kiotviet-fake

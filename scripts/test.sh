@@ -22,9 +22,8 @@ for pkg in $(go list ./...); do
   done
 done
 
-echo "== pgTAP (supabase/tests)"
-hostport=${TEST_DATABASE_URL#*@}; hostport=${hostport%%/*}
-pg_prove -h "${hostport%%:*}" -p "${hostport##*:}" -U postgres -d postgres supabase/tests/*.sql
+echo "== pgTAP: supabase test db's own pg_prove run (supabase/tests), which must leave the database as it was"
+scripts/test-db.sh "$TEST_DATABASE_URL"
 
 echo "== make run, end to end (scripts/run.sh --check: its own cluster and ports, a small shop)"
 scripts/run.sh --check >.local/run-check.log 2>&1 || { cat .local/run-check.log; echo "scripts/run.sh --check failed"; exit 1; }

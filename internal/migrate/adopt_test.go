@@ -30,7 +30,7 @@ const (
 )
 
 // eraCluster starts a fresh cluster with the Supabase stand-ins, loads the earlier system's database
-// (supabase/tests/fixtures/seed_era.sql) and returns a connection to it. Another `go test` using the same
+// (supabase/fixtures/seed_era.sql) and returns a connection to it. Another `go test` using the same
 // port waits on a file lock instead of sharing (and deleting) the cluster under it.
 func eraCluster(t *testing.T) *pgx.Conn {
 	t.Helper()
@@ -77,7 +77,7 @@ func eraCluster(t *testing.T) *pgx.Conn {
 	_, err = conn.Exec(ctx, "set kvsync.net_dispatch = 'off'")
 	require.NoError(t, err)
 
-	fixture, err := os.ReadFile(filepath.Join(root, "supabase", "tests", "fixtures", "seed_era.sql"))
+	fixture, err := os.ReadFile(filepath.Join(root, "supabase", "fixtures", "seed_era.sql"))
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, string(fixture))
 	require.NoError(t, err, "load seed_era.sql")
