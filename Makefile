@@ -11,7 +11,7 @@ help: ## list the targets
 deps: ## install PostgreSQL 15, pg_cron, pgTAP, PL/sh, plpgsql_check, curl, the pg_net stand-in (root) and the npm tools
 	scripts/install-deps.sh
 
-build: ## build bin/kvsync and bin/kiotviet-fake
+build: ## build bin/kvsync, bin/kiotviet-fake and bin/kvsync-bench
 	$(GO) build -o bin/ ./cmd/...
 
 run: ## the local demo: database, migrations, fake KiotViet, kvsync serve
@@ -20,10 +20,12 @@ run: ## the local demo: database, migrations, fake KiotViet, kvsync serve
 test: ## Go tests, fuzz smoke run and pgTAP against the test cluster
 	scripts/test.sh
 
-lint: ## gofmt check and go vet
+lint: ## gofmt check, go vet, and the shipped binary free of the fake and the test kit
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@bad=$$($(GO) list -deps ./cmd/kvsync | grep -E '/internal/(kiotvietfake|synctest|bench|testdb)$$' || true); \
+	  if [ -n "$$bad" ]; then echo "cmd/kvsync must not link what only tests or measures it:"; echo "$$bad"; exit 1; fi
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')

@@ -5,7 +5,7 @@
 # the credential overlapped, every run finished or was rescued. Exits non-zero otherwise.
 # It uses a PostgreSQL cluster of its own (port 54359 under .local/pg-chaos), since it empties every
 # kiotviet_* table; CHAOS_DATABASE_URL picks another database instead. `scripts/chaos.sh --small` is the
-# short version `make test` runs; other arguments (or CHAOS_ARGS) go to `kvsync bench --chaos`.
+# short version `make test` runs; other arguments (or CHAOS_ARGS) go to `kvsync-bench --chaos`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ if [ -z "$url" ]; then
 fi
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
-go build -o "$bin/kvsync" ./cmd/kvsync
+go build -o "$bin/" ./cmd/kvsync ./cmd/kvsync-bench
 "$bin/kvsync" migrate --db-url "$url" >/dev/null
 # shellcheck disable=SC2086 # CHAOS_ARGS is a list of flags
-"$bin/kvsync" bench --chaos --db-url "$url" "${args[@]}" ${CHAOS_ARGS:-} "$@"
+"$bin/kvsync-bench" --chaos --kvsync "$bin/kvsync" --db-url "$url" "${args[@]}" ${CHAOS_ARGS:-} "$@"

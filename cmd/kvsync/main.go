@@ -65,7 +65,6 @@ func commands() map[string]command {
 		"cron":        {"install or uninstall the pg_cron job and its Vault secrets", cmdCron},
 		"doctor":      {"check the database, cron job, secrets, dispatcher and keys, and say how to fix", cmdDoctor},
 		"migrate":     {"apply supabase/migrations to the database", cmdMigrate},
-		"bench":       {"measure kvsync against the earlier system's algorithm and the API floor", cmdBench},
 	}
 }
 
