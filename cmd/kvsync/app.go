@@ -10,9 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/kvsync/kvsync/functions/schedulesync"
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/config"
+	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/secret"
 	"github.com/kvsync/kvsync/internal/store"
@@ -101,20 +101,20 @@ func (a *app) close() {
 }
 
 // dispatcher builds the dispatcher: in-process syncs, or fan-out when KIOTVIET_SYNC_URL is set.
-func (a *app) dispatcher(metrics *schedulesync.Metrics) *schedulesync.Dispatcher {
-	var runner schedulesync.Runner = a.engine
+func (a *app) dispatcher(metrics *dispatch.Metrics) *dispatch.Dispatcher {
+	var runner dispatch.Runner = a.engine
 	if a.cfg.SyncURL != "" {
 		secretForFanout := a.cfg.CronSecret.Reveal()
 		if secretForFanout == "" {
 			secretForFanout = a.cfg.ServiceRoleKey.Reveal()
 		}
-		runner = schedulesync.FanOut{URL: a.cfg.SyncURL, Secret: secretForFanout}
+		runner = dispatch.FanOut{URL: a.cfg.SyncURL, Secret: secretForFanout}
 	}
-	var alerts *schedulesync.Alerter
+	var alerts *dispatch.Alerter
 	if a.cfg.AlertWebhookURL.IsSet() {
-		alerts = &schedulesync.Alerter{URL: a.cfg.AlertWebhookURL.Reveal(), Logger: a.log}
+		alerts = &dispatch.Alerter{URL: a.cfg.AlertWebhookURL.Reveal(), Logger: a.log}
 	}
-	return schedulesync.New(schedulesync.Config{Store: a.store, Runner: runner, Worker: a.worker,
+	return dispatch.New(dispatch.Config{Store: a.store, Runner: runner, Worker: a.worker,
 		Concurrency: a.cfg.Concurrency, Lease: time.Duration(a.cfg.LeaseSeconds) * time.Second, Alerts: alerts, Metrics: metrics, Logger: a.log})
 }
 

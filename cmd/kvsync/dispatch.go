@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kvsync/kvsync/functions/schedulesync"
+	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/store"
 )
 
@@ -103,7 +103,7 @@ one line per run. Exits non-zero when a run failed. Nothing due? See 'kvsync sta
 }
 
 // runStatus is a dispatched run's status and error for the table.
-func runStatus(r schedulesync.RunResult) (string, string) {
+func runStatus(r dispatch.RunResult) (string, string) {
 	status := cmp.Or(r.Result.Status, "failed")
 	msg := r.Result.Error
 	if r.Err != nil {

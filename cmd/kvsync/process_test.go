@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kvsync/kvsync/functions/schedulesync"
+	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/kiotvietfake"
 	"github.com/kvsync/kvsync/internal/secret"
@@ -100,7 +100,7 @@ func (b *procBundle) start(t *testing.T, extra ...string) (*exec.Cmd, string) {
 	return cmd, "http://" + addr
 }
 
-func dispatch(t *testing.T, base string) {
+func postDispatch(t *testing.T, base string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, base+"/functions/v1/kiotviet-schedule-sync", strings.NewReader(`{}`))
 	req.Header.Set("Authorization", "Bearer "+procCronSecret)
@@ -143,19 +143,19 @@ func (b *procBundle) runRow(t *testing.T) (id, status, errText string, leaseOver
 }
 
 // an in-process dispatcher, standing for the next replica that ticks.
-func (b *procBundle) dispatcher(t *testing.T, done chan schedulesync.RunResult) *schedulesync.Dispatcher {
+func (b *procBundle) dispatcher(t *testing.T, done chan dispatch.RunResult) *dispatch.Dispatcher {
 	engine, err := syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "next",
 		KiotViet: kiotviet.Config{TokenURL: b.fakeURL + "/connect/token", APIURL: b.fakeURL}})
 	require.NoError(t, err)
-	return schedulesync.New(schedulesync.Config{Store: b.store, Runner: engine, Worker: "next",
-		OnRunDone: func(r schedulesync.RunResult) { done <- r }})
+	return dispatch.New(dispatch.Config{Store: b.store, Runner: engine, Worker: "next",
+		OnRunDone: func(r dispatch.RunResult) { done <- r }})
 }
 
 func TestKilledWorkerIsRescuedAndNextRunConverges(t *testing.T) {
 	b := procSetup(t)
 	b.fake.SetFaults(kiotvietfake.Faults{Latency: 60 * time.Millisecond}) // a run of a few seconds
 	proc, base := b.start(t)
-	dispatch(t, base)
+	postDispatch(t, base)
 	waitFor(t, "the first pages to commit", time.Minute, func() bool { return b.count(t) >= 300 })
 	require.NoError(t, proc.Process.Signal(syscall.SIGKILL))
 	_, _ = proc.Process.Wait()
@@ -165,7 +165,7 @@ func TestKilledWorkerIsRescuedAndNextRunConverges(t *testing.T) {
 	b.fake.SetFaults(kiotvietfake.Faults{})
 
 	waitFor(t, "the dead worker's lease to expire", time.Minute, func() bool { _, _, _, over := b.runRow(t); return over })
-	done := make(chan schedulesync.RunResult, 4)
+	done := make(chan dispatch.RunResult, 4)
 	d := b.dispatcher(t, done)
 	tick, err := d.Tick(context.Background(), 1)
 	require.NoError(t, err)
@@ -191,7 +191,7 @@ func TestSIGTERMFinishesOrHandsBackTheRun(t *testing.T) {
 	b := procSetup(t)
 	b.fake.SetFaults(kiotvietfake.Faults{Latency: 60 * time.Millisecond})
 	proc, base := b.start(t, "--grace", "500ms")
-	dispatch(t, base)
+	postDispatch(t, base)
 	waitFor(t, "the first pages to commit", time.Minute, func() bool { return b.count(t) >= 200 })
 	require.NoError(t, proc.Process.Signal(syscall.SIGTERM))
 	err := proc.Wait()
@@ -201,7 +201,7 @@ func TestSIGTERMFinishesOrHandsBackTheRun(t *testing.T) {
 	assert.Contains(t, []string{"success", "failed", "partial"}, status, errText)
 
 	b.fake.SetFaults(kiotvietfake.Faults{})
-	done := make(chan schedulesync.RunResult, 2)
+	done := make(chan dispatch.RunResult, 2)
 	b.makeDue(t)
 	tick, err := b.dispatcher(t, done).Tick(context.Background(), 1)
 	require.NoError(t, err)
@@ -249,7 +249,7 @@ func TestTwoProcessesRunEachScheduleOnce(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "schedules left unrun")
 		done := make(chan struct{}, 4)
 		for _, base := range []string{base1, base2, base1, base2} {
-			go func() { dispatch(t, base); done <- struct{}{} }()
+			go func() { postDispatch(t, base); done <- struct{}{} }()
 		}
 		for range 4 {
 			<-done

@@ -13,6 +13,7 @@ import (
 	"github.com/kvsync/kvsync/functions/kiotvietsync"
 	"github.com/kvsync/kvsync/functions/schedulesync"
 	"github.com/kvsync/kvsync/internal/auth"
+	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/httpx"
 	"github.com/kvsync/kvsync/internal/syncer"
 )
@@ -42,7 +43,7 @@ func cmdServe(ctx context.Context, e env) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	metrics := schedulesync.NewMetrics()
+	metrics := dispatch.NewMetrics()
 	d := a.dispatcher(metrics)
 	handler := newServer(serverDeps{app: a, auth: authn, dispatcher: d, metrics: metrics})
 
@@ -77,8 +78,8 @@ func cmdServe(ctx context.Context, e env) error {
 type serverDeps struct {
 	app        *app
 	auth       *auth.Authenticator
-	dispatcher *schedulesync.Dispatcher
-	metrics    *schedulesync.Metrics
+	dispatcher *dispatch.Dispatcher
+	metrics    *dispatch.Metrics
 }
 
 // newServer is every route kvsync serves, in one place.

@@ -15,6 +15,7 @@ import (
 	"github.com/kvsync/kvsync/internal/httpx"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/wire"
 )
 
 // Authenticator tells who is calling (internal/auth).
@@ -40,19 +41,6 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
-// request is the body the ERP sends: {credentialId, syncType, options: {pageSize, dateFrom}}; full and
-// runId are kvsync's additions (runId: a run the dispatcher already claimed, service callers only).
-type request struct {
-	CredentialID string `json:"credentialId"`
-	SyncType     string `json:"syncType"`
-	RunID        string `json:"runId"`
-	Options      struct {
-		PageSize *int   `json:"pageSize"`
-		DateFrom string `json:"dateFrom"`
-		Full     bool   `json:"full"`
-	} `json:"options"`
-}
-
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // Authorize lets in the cron secret, the service role, and admin users; a signed-in non-admin gets 403
@@ -75,7 +63,8 @@ func Authorize(ctx context.Context, a Authenticator, admins Admins, r *http.Requ
 	return c, nil
 }
 
-func (q request) toSync(caller auth.Caller) (syncer.Request, error) {
+// toSync checks a request body and makes it an engine request; every problem names the field.
+func toSync(q wire.SyncRequest, caller auth.Caller) (syncer.Request, error) {
 	req := syncer.Request{CredentialID: strings.TrimSpace(q.CredentialID), SyncType: strings.TrimSpace(q.SyncType),
 		Full: q.Options.Full, Trigger: "manual"}
 	if caller.IsService() {
@@ -148,12 +137,12 @@ func Handler(d Deps) http.Handler {
 			httpx.WriteError(w, r, log, err)
 			return
 		}
-		var q request
+		var q wire.SyncRequest
 		if err := httpx.Decode(w, r, &q); err != nil {
 			httpx.WriteError(w, r, log, err)
 			return
 		}
-		req, err := q.toSync(caller)
+		req, err := toSync(q, caller)
 		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return
@@ -164,16 +153,16 @@ func Handler(d Deps) http.Handler {
 			httpx.WriteError(w, r, log, err)
 			return
 		}
-		body := map[string]any{"success": res.Status == "success", "results": res.Streams, "runId": res.RunID,
-			"status": res.Status, "records": res.Records}
+		body := wire.SyncReply{Success: res.Status == "success", Results: res.Streams, RunID: res.RunID,
+			Status: res.Status, Records: res.Records}
 		switch res.Status {
 		case "success":
 			httpx.JSON(w, http.StatusOK, body)
 		case "failed":
-			body["error"] = res.Error
+			body.Error = &res.Error
 			httpx.JSON(w, http.StatusBadGateway, body)
 		default: // partial, skipped
-			body["error"] = res.Error
+			body.Error = &res.Error
 			httpx.JSON(w, http.StatusOK, body)
 		}
 	})

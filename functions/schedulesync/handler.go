@@ -1,13 +1,20 @@
+// Package schedulesync serves POST /functions/v1/kiotviet-schedule-sync, which pg_cron calls every five
+// minutes through pg_net: it decodes the request, lets in only the cron secret or the service role, runs
+// one dispatcher tick (internal/dispatch) and encodes the reply. Postgres is the only coordinator: any
+// number of dispatchers may tick at once, and each schedule still runs once.
 package schedulesync
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/kvsync/kvsync/internal/auth"
+	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/httpx"
+	"github.com/kvsync/kvsync/internal/wire"
 )
 
 // Authenticator tells who is calling (internal/auth).
@@ -15,15 +22,20 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (auth.Caller, error)
 }
 
+// Ticker is the dispatcher (internal/dispatch).
+type Ticker interface {
+	Tick(ctx context.Context, limit int) (*dispatch.Tick, error)
+}
+
 // MaxWait bounds how long a {wait: true} request is held open.
 const MaxWait = 15 * time.Minute
 
 // Handler serves POST /functions/v1/kiotviet-schedule-sync. Only the cron secret or the service role may
 // call it: a user's JWT gets 403, the anon key 401. Body {} or {limit, wait}. Without wait: 202
-// {success, claimed, runs} at once, the syncs going on after the reply. With wait: 200 {success, ran,
-// errors, total, runs} after they end, the earlier system's shape. Either way a caller that gives up (pg_net's
-// timeout) never cancels the syncs.
-func Handler(d *Dispatcher, a Authenticator, log *slog.Logger) http.Handler {
+// wire.DispatchAccepted at once, the syncs going on after the reply. With wait: 200 wire.DispatchDone
+// after they end, the earlier system's shape. Either way a caller that gives up (pg_net's timeout) never
+// cancels the syncs.
+func Handler(d Ticker, a Authenticator, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -40,10 +52,7 @@ func Handler(d *Dispatcher, a Authenticator, log *slog.Logger) http.Handler {
 			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusForbidden, "only the cron secret or the service role may dispatch"))
 			return
 		}
-		var q struct {
-			Limit *int `json:"limit"`
-			Wait  bool `json:"wait"`
-		}
+		var q wire.DispatchRequest
 		if err := httpx.Decode(w, r, &q); err != nil {
 			httpx.WriteError(w, r, log, err)
 			return
@@ -59,7 +68,7 @@ func Handler(d *Dispatcher, a Authenticator, log *slog.Logger) http.Handler {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
 		tick, err := d.Tick(ctx, limit)
 		cancel()
-		if err == ErrClosed {
+		if errors.Is(err, dispatch.ErrClosed) {
 			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusServiceUnavailable, "shutting down"))
 			return
 		}
@@ -67,15 +76,15 @@ func Handler(d *Dispatcher, a Authenticator, log *slog.Logger) http.Handler {
 			httpx.WriteError(w, r, log, err)
 			return
 		}
-		runs := make([]map[string]any, len(tick.Claimed))
+		runs := make([]wire.DispatchedRun, len(tick.Claimed))
 		for i, c := range tick.Claimed {
-			runs[i] = map[string]any{"runId": c.RunID, "scheduleId": c.ScheduleID, "credentialId": c.CredentialID,
-				"syncType": c.SyncType, "slotAt": c.SlotAt}
+			runs[i] = wire.DispatchedRun{RunID: c.RunID, ScheduleID: c.ScheduleID, CredentialID: c.CredentialID,
+				SyncType: c.SyncType, SlotAt: c.SlotAt}
 		}
 		log.Info("dispatch", "claimed", len(tick.Claimed), "rescued", len(tick.Rescued), "by", caller.Kind.String())
 		if !q.Wait {
-			httpx.JSON(w, http.StatusAccepted, map[string]any{"success": true, "claimed": len(tick.Claimed),
-				"rescued": len(tick.Rescued), "runs": runs})
+			httpx.JSON(w, http.StatusAccepted, wire.DispatchAccepted{Success: true, Claimed: len(tick.Claimed),
+				Rescued: len(tick.Rescued), Runs: runs})
 			return
 		}
 		wctx, wcancel := context.WithTimeout(r.Context(), MaxWait)
@@ -86,15 +95,14 @@ func Handler(d *Dispatcher, a Authenticator, log *slog.Logger) http.Handler {
 			if res.Result.Status != "success" {
 				errs++
 			}
-			for _, run := range runs {
-				if run["runId"] == res.Claim.RunID {
-					run["status"] = res.Result.Status
-					run["error"] = res.Result.Error
-					run["records"] = res.Result.Records
+			for i := range runs {
+				if runs[i].RunID == res.Claim.RunID {
+					msg, records := res.Result.Error, res.Result.Records
+					runs[i].Status, runs[i].Error, runs[i].Records = res.Result.Status, &msg, &records
 				}
 			}
 		}
-		httpx.JSON(w, http.StatusOK, map[string]any{"success": errs == 0, "ran": len(results) - errs, "errors": errs,
-			"total": len(tick.Claimed), "runs": runs})
+		httpx.JSON(w, http.StatusOK, wire.DispatchDone{Success: errs == 0, Ran: len(results) - errs, Errors: errs,
+			Total: len(tick.Claimed), Runs: runs})
 	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/wire"
 )
 
 // MaxBody is the largest request body accepted; a larger one gets 413.
@@ -79,7 +80,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	} else {
 		log.Info("request refused", "path", r.URL.Path, "status", status, "err", err)
 	}
-	JSON(w, status, map[string]any{"success": false, "error": msg})
+	JSON(w, status, wire.ErrorReply{Success: false, Error: msg})
 }
 
 // JSON writes v as a JSON reply.

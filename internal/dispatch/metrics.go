@@ -1,4 +1,4 @@
-package schedulesync
+package dispatch
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package schedulesync
+package dispatch
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/wire"
 )
 
 // FanOut is a Runner that hands each claimed run to another kvsync replica (or a pool behind a load
@@ -22,7 +23,7 @@ type FanOut struct {
 
 // Run posts the claimed run and returns the replica's result.
 func (f FanOut) Run(ctx context.Context, req syncer.Request) (syncer.Result, error) {
-	body, _ := json.Marshal(map[string]any{"credentialId": req.CredentialID, "syncType": req.SyncType, "runId": req.RunID})
+	body, _ := json.Marshal(wire.SyncRequest{CredentialID: req.CredentialID, SyncType: req.SyncType, RunID: req.RunID})
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, f.URL, bytes.NewReader(body))
 	if err != nil {
 		return syncer.Result{}, err
@@ -42,15 +43,16 @@ func (f FanOut) Run(ctx context.Context, req syncer.Request) (syncer.Result, err
 	if err != nil {
 		return syncer.Result{}, fmt.Errorf("fan-out to %s: %w", hr.URL.Host, err)
 	}
-	var out struct {
-		RunID   string                         `json:"runId"`
-		Status  string                         `json:"status"`
-		Results map[string]*syncer.StreamStats `json:"results"`
-		Records int                            `json:"records"`
-		Error   string                         `json:"error"`
-	}
+	var out wire.SyncReply
 	if err := json.Unmarshal(raw, &out); err != nil || out.Status == "" {
-		return syncer.Result{}, fmt.Errorf("fan-out to %s: status %d: %s", hr.URL.Host, resp.StatusCode, out.Error)
+		// Not a run's reply: the replica's error body (wire.ErrorReply) says why.
+		var e wire.ErrorReply
+		_ = json.Unmarshal(raw, &e)
+		return syncer.Result{}, fmt.Errorf("fan-out to %s: status %d: %s", hr.URL.Host, resp.StatusCode, e.Error)
 	}
-	return syncer.Result{RunID: out.RunID, Status: out.Status, Streams: out.Results, Records: out.Records, Error: out.Error}, nil
+	res := syncer.Result{RunID: out.RunID, Status: out.Status, Streams: out.Results, Records: out.Records}
+	if out.Error != nil {
+		res.Error = *out.Error
+	}
+	return res, nil
 }

@@ -1,9 +1,10 @@
-// Package schedulesync is the dispatcher: POST /functions/v1/kiotviet-schedule-sync, which pg_cron calls
-// every five minutes through pg_net. A tick rescues runs whose worker died, claims the due schedules in
-// one statement, answers at once (202), and runs the claimed syncs on a bounded pool, in this process or
-// fanned out to other replicas. Postgres is the only coordinator: any number of dispatchers may tick at
+// Package dispatch is the dispatcher's machinery (DESIGN.md §2): a tick rescues runs whose worker died,
+// claims the due schedules in one statement and runs the claimed syncs on a bounded pool, in this
+// process or fanned out to other replicas (FanOut), with failure/recovery alerts and metrics. Its
+// callers are the HTTP handler pg_cron reaches through pg_net (functions/schedulesync) and the CLI's
+// `kvsync dispatch`. Postgres is the only coordinator: any number of dispatchers may tick at
 // once, and each schedule still runs once.
-package schedulesync
+package dispatch
 
 import (
 	"cmp"
@@ -63,7 +64,7 @@ var ErrClosed = errors.New("the dispatcher is shutting down")
 // New applies defaults; it panics on a missing Store or Runner (a programming error).
 func New(cfg Config) *Dispatcher {
 	if cfg.Store == nil || cfg.Runner == nil {
-		panic("schedulesync: Store and Runner are required")
+		panic("dispatch: Store and Runner are required")
 	}
 	cfg.Concurrency = max(cmp.Or(cfg.Concurrency, 4), 1)
 	cfg.Lease = cmp.Or(cfg.Lease, syncer.DefaultLease)

@@ -1,4 +1,4 @@
-package schedulesync_test
+package dispatch_test
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"github.com/kvsync/kvsync/functions/kiotvietsync"
 	"github.com/kvsync/kvsync/functions/schedulesync"
 	"github.com/kvsync/kvsync/internal/auth"
+	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/kiotvietfake"
 	"github.com/kvsync/kvsync/internal/secret"
@@ -38,12 +39,12 @@ type bundle struct {
 	engine *syncer.Engine
 	keys   *secret.Keyring
 	credID string
-	done   chan schedulesync.RunResult
+	done   chan dispatch.RunResult
 }
 
 func setup(t *testing.T, products int) *bundle {
 	t.Helper()
-	b := &bundle{db: testdb.Exclusive(t), done: make(chan schedulesync.RunResult, 1000)}
+	b := &bundle{db: testdb.Exclusive(t), done: make(chan dispatch.RunResult, 1000)}
 	b.store = store.New(store.PG{Pool: b.db})
 	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: products, Branches: 2, Seed: 11, RateLimitPerHour: -1})
 	fsrv := httptest.NewServer(b.fake.Handler())
@@ -60,9 +61,9 @@ func setup(t *testing.T, products int) *bundle {
 	return b
 }
 
-func (b *bundle) dispatcher(worker string, alerts *schedulesync.Alerter) *schedulesync.Dispatcher {
-	return schedulesync.New(schedulesync.Config{Store: b.store, Runner: b.engine, Worker: worker, Concurrency: 4,
-		Alerts: alerts, OnRunDone: func(r schedulesync.RunResult) { b.done <- r }})
+func (b *bundle) dispatcher(worker string, alerts *dispatch.Alerter) *dispatch.Dispatcher {
+	return dispatch.New(dispatch.Config{Store: b.store, Runner: b.engine, Worker: worker, Concurrency: 4,
+		Alerts: alerts, OnRunDone: func(r dispatch.RunResult) { b.done <- r }})
 }
 
 func (b *bundle) schedule(t *testing.T, credID, syncType string) string {
@@ -78,9 +79,9 @@ func (b *bundle) makeDue(t *testing.T, scheduleID string) {
 	require.NoError(t, err)
 }
 
-func (b *bundle) waitRuns(t *testing.T, n int) []schedulesync.RunResult {
+func (b *bundle) waitRuns(t *testing.T, n int) []dispatch.RunResult {
 	t.Helper()
-	var out []schedulesync.RunResult
+	var out []dispatch.RunResult
 	timeout := time.After(2 * time.Minute)
 	for len(out) < n {
 		select {
@@ -93,7 +94,7 @@ func (b *bundle) waitRuns(t *testing.T, n int) []schedulesync.RunResult {
 	return out
 }
 
-func serve(t *testing.T, d *schedulesync.Dispatcher) *httptest.Server {
+func serve(t *testing.T, d *dispatch.Dispatcher) *httptest.Server {
 	authn, err := auth.New(auth.Config{CronSecret: cronSecret, JWTSecret: strings.Repeat("j", 40)})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
@@ -197,7 +198,7 @@ func TestConcurrentDispatchersRunEachScheduleOnce(t *testing.T) {
 			schedules = append(schedules, b.schedule(t, id, st))
 		}
 	}
-	var dispatchers []*schedulesync.Dispatcher
+	var dispatchers []*dispatch.Dispatcher
 	for i := 0; i < 4; i++ {
 		dispatchers = append(dispatchers, b.dispatcher("d"+string(rune('a'+i)), nil))
 	}
@@ -254,7 +255,7 @@ func TestAlertOnFailureAndRecoveryOnly(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(hook.Close)
-	d := b.dispatcher("alerts", &schedulesync.Alerter{URL: hook.URL})
+	d := b.dispatcher("alerts", &dispatch.Alerter{URL: hook.URL})
 	scheduleID := b.schedule(t, b.credID, "categories")
 
 	tickOnce := func(status string) {
@@ -321,10 +322,10 @@ func TestFanOutRunsClaimedRunOnAnotherReplica(t *testing.T) {
 	require.NoError(t, err)
 	replica := httptest.NewServer(kiotvietsync.Handler(kiotvietsync.Deps{Auth: authn, Admins: b.store, Sync: b.engine}))
 	t.Cleanup(replica.Close)
-	done := make(chan schedulesync.RunResult, 1)
-	d := schedulesync.New(schedulesync.Config{Store: b.store, Worker: "claimer",
-		Runner:    schedulesync.FanOut{URL: replica.URL, Secret: cronSecret},
-		OnRunDone: func(r schedulesync.RunResult) { done <- r }})
+	done := make(chan dispatch.RunResult, 1)
+	d := dispatch.New(dispatch.Config{Store: b.store, Worker: "claimer",
+		Runner:    dispatch.FanOut{URL: replica.URL, Secret: cronSecret},
+		OnRunDone: func(r dispatch.RunResult) { done <- r }})
 	scheduleID := b.schedule(t, b.credID, "products_full")
 
 	tick, err := d.Tick(ctx, 1)
@@ -350,10 +351,10 @@ func TestFanOutRunsClaimedRunOnAnotherReplica(t *testing.T) {
 // /metrics counts what the dispatcher did, in Prometheus's text format.
 func TestMetricsCountRuns(t *testing.T) {
 	b := setup(t, 20)
-	m := schedulesync.NewMetrics()
-	done := make(chan schedulesync.RunResult, 1)
-	d := schedulesync.New(schedulesync.Config{Store: b.store, Runner: b.engine, Metrics: m,
-		OnRunDone: func(r schedulesync.RunResult) { done <- r }})
+	m := dispatch.NewMetrics()
+	done := make(chan dispatch.RunResult, 1)
+	d := dispatch.New(dispatch.Config{Store: b.store, Runner: b.engine, Metrics: m,
+		OnRunDone: func(r dispatch.RunResult) { done <- r }})
 	b.schedule(t, b.credID, "categories")
 	_, err := d.Tick(context.Background(), 1)
 	require.NoError(t, err)
