@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kvsync/kvsync/internal/auth"
@@ -55,6 +56,14 @@ func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
 			return nil, fmt.Errorf("%s: %w", cfg.DatabaseURLVar, err)
 		}
 		pcfg.MaxConns = int32(max(cfg.Concurrency*2+4, 8))
+		// The SQL functions raise WARNINGs for rows they had to skip (a run the rescue could not end, a
+		// schedule the claim could not start), naming the row: they belong in kvsync's log too.
+		log := a.log
+		pcfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+			if n.Severity == "WARNING" {
+				log.Warn("database warning", "message", n.Message)
+			}
+		}
 		a.pool, err = pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
 			return nil, fmt.Errorf("connect to the database: %w", err)

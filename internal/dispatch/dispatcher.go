@@ -82,8 +82,10 @@ func New(cfg Config) *Dispatcher {
 // Tick is one dispatch: what was claimed, and a way to wait for those runs.
 type Tick struct {
 	Rescued []store.Rescued
-	Claimed []store.Claim
-	results chan RunResult
+	// RescueErr is the rescue's error, if it failed; the claim ran all the same.
+	RescueErr error
+	Claimed   []store.Claim
+	results   chan RunResult
 }
 
 // Wait returns the claimed runs' results once all have ended, or what ended before ctx did.
@@ -113,9 +115,12 @@ func (d *Dispatcher) Tick(ctx context.Context, limit int) (*Tick, error) {
 	defer d.wg.Done()
 
 	t := &Tick{}
+	// A failed rescue must not stop the claim: the runs it could not end only hold their own credentials,
+	// and every other credential's due schedules still run (one bad row never stops anyone else).
 	rescued, err := d.cfg.Store.RescueExpired(ctx)
 	if err != nil {
-		return nil, err
+		t.RescueErr = err
+		d.cfg.Logger.Error("rescue of expired runs failed; claiming all the same", "err", err)
 	}
 	t.Rescued = rescued
 	for _, r := range rescued {
