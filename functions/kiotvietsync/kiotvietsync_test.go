@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -285,6 +286,8 @@ func TestSaveTokenChecksLiveAndMovesSchedules(t *testing.T) {
 
 	c, err := e.store.Credential(ctx, second)
 	require.NoError(t, err)
+	require.NotNil(t, c.UserID)
+	assert.Equal(t, "8b1d2c9e-7d51-4d3e-9d8e-1f2a3b4c5d6e", *c.UserID, "the saving user is recorded")
 	require.NotNil(t, c.EncryptedClientSecret)
 	assert.NotContains(t, *c.EncryptedClientSecret, creds.ClientSecret, "only ciphertext is stored")
 	plain, err := e.keys.Decrypt(*c.EncryptedClientSecret, syncer.SecretAAD(second))
@@ -308,4 +311,42 @@ func TestSyncRunIDMustMatchTheClaim(t *testing.T) {
 	status, out = e.post(t, syncPath, serviceKey, map[string]any{"credentialId": e.credID, "syncType": "attributes", "runId": runID})
 	assert.Equal(t, http.StatusOK, status, out)
 	assert.Equal(t, runID, out["runId"])
+}
+
+// save-kiotviet-token decides whose shop fills the tables: the cron secret (which pg_net sends in request
+// headers), a service-role JWT and an sb_secret_ key are refused with 403 and a reason, and the existing
+// credential and its schedules stay as they were.
+func TestSaveTokenRefusesCronAndServiceKeys(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	creds := e.fake.Credentials()
+	sched, err := e.store.UpsertSchedule(ctx, store.Schedule{CredentialID: e.credID, SyncType: "inventory", Frequency: "hourly", Enabled: true})
+	require.NoError(t, err)
+	schedules := func() []string {
+		rows, err := e.store.Status(ctx)
+		require.NoError(t, err)
+		var out []string
+		for _, r := range rows {
+			out = append(out, fmt.Sprint(r.ScheduleID, r.CredentialID, r.CredentialActive, r.Enabled, r.NextRunAt))
+		}
+		return out
+	}
+	before := schedules()
+	serviceJWT := token(t, jwt.MapClaims{"role": "service_role", "iss": "supabase"}, jwt.SigningMethodHS256, []byte(jwtSecret))
+	body := map[string]any{"retailerName": creds.Retailer, "clientId": creds.ClientID, "clientSecret": creds.ClientSecret}
+	for name, bearer := range map[string]string{"cron secret": cronSecret, "service-role JWT": serviceJWT, "sb_secret_ key": serviceKey} {
+		status, out := e.post(t, "/functions/v1/save-kiotviet-token", bearer, body)
+		assert.Equal(t, http.StatusForbidden, status, name)
+		assert.Equal(t, false, out["success"], name)
+		assert.Contains(t, out["error"], "signed-in admin", name)
+	}
+	c, err := e.store.Credential(ctx, e.credID)
+	require.NoError(t, err)
+	assert.True(t, c.IsActive, "the existing credential stays active")
+	list, err := e.store.Credentials(ctx)
+	require.NoError(t, err)
+	assert.Len(t, list, 1, "no credential was added")
+	after := schedules()
+	assert.Equal(t, before, after, "the schedules are unchanged")
+	assert.Contains(t, after[0], sched+e.credID, "the schedule still belongs to the existing credential")
 }

@@ -22,10 +22,13 @@ type SaveTokenDeps struct {
 	Logger  *slog.Logger
 }
 
-// SaveTokenHandler serves POST /functions/v1/save-kiotviet-token: an admin user's JWT (or the service
-// role) with {retailerName, clientId, clientSecret}. The connection is checked live with KiotViet before
-// anything is stored: 400 naming the missing field, 400 when KiotViet refuses the credentials (with
-// KiotViet's reason), 502 when KiotViet cannot be reached.
+// SaveTokenHandler serves POST /functions/v1/save-kiotviet-token: an admin user's JWT only, with
+// {retailerName, clientId, clientSecret}. Saving decides whose shop fills the tables (the owner's older
+// credentials are deactivated and their schedules move to the new one), so the cron secret, which pg_net
+// sends in request headers, and the service keys are refused with 403: they may start syncs, never
+// replace a shop. The saving user's id is recorded as the credential's user_id. The connection is checked
+// live with KiotViet before anything is stored: 400 naming the missing field, 400 when KiotViet refuses
+// the credentials (with KiotViet's reason), 502 when KiotViet cannot be reached.
 func SaveTokenHandler(d SaveTokenDeps) http.Handler {
 	log := d.Logger
 	if log == nil {
@@ -38,6 +41,11 @@ func SaveTokenHandler(d SaveTokenDeps) http.Handler {
 		caller, err := Authorize(r.Context(), d.Auth, d.Admins, r)
 		if err != nil {
 			httpx.WriteError(w, r, log, err)
+			return
+		}
+		if caller.IsService() || caller.UserID == "" {
+			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusForbidden,
+				"save-kiotviet-token takes a signed-in admin's token only; the cron secret and service keys may start syncs but never replace a shop's KiotViet connection"))
 			return
 		}
 		var q struct {
@@ -55,11 +63,8 @@ func SaveTokenHandler(d SaveTokenDeps) http.Handler {
 				return
 			}
 		}
-		conn := syncer.Connection{Retailer: q.RetailerName, ClientID: q.ClientID, ClientSecret: q.ClientSecret}
-		if caller.UserID != "" {
-			uid := caller.UserID
-			conn.UserID = &uid
-		}
+		uid := caller.UserID
+		conn := syncer.Connection{Retailer: q.RetailerName, ClientID: q.ClientID, ClientSecret: q.ClientSecret, UserID: &uid}
 		id, err := d.Connect(context.WithoutCancel(r.Context()), conn)
 		switch {
 		case errors.Is(err, syncer.ErrRejected):
