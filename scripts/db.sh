@@ -63,8 +63,12 @@ cron.use_background_workers = on
 max_worker_processes = 32
 CONF
   fi
+  # A cluster left running on another port (a port chosen free on an earlier run) is restarted on this one.
+  if running "$d" && [ "$(sed -n 4p "$d/postmaster.pid")" != "$port" ]; then
+    "${runas[@]}" "$PGBIN/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null
+  fi
   if ! running "$d"; then
-    "${runas[@]}" "$PGBIN/pg_ctl" -D "$d" -l "$d/server.log" -w -t 60 start </dev/null >/dev/null 2>&1 9>&- \
+    "${runas[@]}" "$PGBIN/pg_ctl" -D "$d" -l "$d/server.log" -o "-p $port" -w -t 60 start </dev/null >/dev/null 2>&1 9>&- \
       || die "postgres did not start; see $d/server.log"
   fi
   psql_su -f "$root/sql/local/supabase.sql" >/dev/null \

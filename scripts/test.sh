@@ -1,13 +1,48 @@
 #!/usr/bin/env bash
-# make test: the Go tests, a short fuzz run of every fuzz target and the pgTAP files, all against the
-# project's test cluster (or TEST_DATABASE_URL when set).
+# make test: the Go tests, a short fuzz run of every fuzz target, the pgTAP files, the demo and a short
+# chaos run, all against clusters of this run's own (or TEST_DATABASE_URL when set).
+#
+# Good neighbour: every port is chosen free, starting from a base derived from the checkout's folder
+# (scripts/ports.sh), so two checkouts on one machine can run `make test` at once; every cluster and
+# server this script starts is stopped when it ends, however it ends. KVSYNC_TEST_DB_PORT,
+# KVSYNC_ADOPT_DB_PORT, KVSYNC_CHAOS_DB_PORT and KVSYNC_RUN_CHECK_PORTS ("db kvsync fake") pin ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
+# shellcheck source=scripts/ports.sh
+. scripts/ports.sh
+base=$(port_base)
+
+started=()   # "port dir" of each cluster this script started
+stop_started() {
+  local rc=$? spec
+  trap - EXIT INT TERM
+  for spec in "${started[@]}"; do
+    KVSYNC_DB_PORT=${spec%% *} KVSYNC_DB_DIR=${spec#* } scripts/db.sh down || true
+  done
+  exit "$rc"
+}
+trap stop_started EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start_cluster PORT DIR: starts (creating if needed) a cluster that stop_started stops; prints its URL.
+start_cluster() {
+  local was_up=false
+  pg_isready -q -h 127.0.0.1 -p "$1" 2>/dev/null && was_up=true
+  url=$(KVSYNC_DB_PORT=$1 KVSYNC_DB_DIR=$2 scripts/db.sh up)
+  $was_up || started+=("$1 $2")
+}
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
-  TEST_DATABASE_URL=$(KVSYNC_DB_PORT=${KVSYNC_TEST_DB_PORT:-54339} KVSYNC_DB_DIR=.local/pg-test scripts/db.sh up)
+  pick_port test_port "$base"
+  start_cluster "${KVSYNC_TEST_DB_PORT:-$test_port}" .local/pg-test
+  TEST_DATABASE_URL=$url
 fi
 export TEST_DATABASE_URL
+# The adoption test starts (and deletes) a throwaway cluster of its own on this port.
+pick_port adopt_port $((base + 1))
+export KVSYNC_ADOPT_DB_PORT=${KVSYNC_ADOPT_DB_PORT:-$adopt_port}
 go run ./cmd/kvsync migrate --db-url "$TEST_DATABASE_URL" >/dev/null
 
 echo "== go test"
@@ -25,11 +60,16 @@ done
 echo "== pgTAP: supabase test db's own pg_prove run (supabase/tests), which must leave the database as it was"
 scripts/test-db.sh "$TEST_DATABASE_URL"
 
-echo "== make run, end to end (scripts/run.sh --check: its own cluster and ports, a small shop)"
-scripts/run.sh --check >.local/run-check.log 2>&1 || { cat .local/run-check.log; echo "scripts/run.sh --check failed"; exit 1; }
+pick_port rc_db $((base + 2)); pick_port rc_kvsync $((base + 3)); pick_port rc_fake $((base + 4))
+if [ -n "${KVSYNC_RUN_CHECK_PORTS:-}" ]; then read -r rc_db rc_kvsync rc_fake <<<"$KVSYNC_RUN_CHECK_PORTS"; fi
+echo "== make run, end to end (scripts/run.sh --check: its own cluster on $rc_db, kvsync on $rc_kvsync, fake on $rc_fake, a small shop)"
+KVSYNC_DB_PORT=$rc_db KVSYNC_PORT=$rc_kvsync KIOTVIET_FAKE_PORT=$rc_fake \
+  scripts/run.sh --check >.local/run-check.log 2>&1 || { cat .local/run-check.log; echo "scripts/run.sh --check failed"; exit 1; }
 grep -A4 '^RETAILER .*EVERY' .local/run-check.log | head -n 5
 echo "ok  make run reached the status table and kvsync doctor passed"
 
-echo "== chaos, small (scripts/chaos.sh --small: its own cluster, faults and killed workers, then the shop must match)"
-scripts/chaos.sh --small >.local/chaos-small.log 2>&1 || { cat .local/chaos-small.log; echo "scripts/chaos.sh --small failed"; exit 1; }
+pick_port chaos_port $((base + 5))
+chaos_port=${KVSYNC_CHAOS_DB_PORT:-$chaos_port}
+echo "== chaos, small (scripts/chaos.sh --small: its own cluster on $chaos_port, faults and killed workers, then the shop must match)"
+KVSYNC_CHAOS_DB_PORT=$chaos_port scripts/chaos.sh --small >.local/chaos-small.log 2>&1 || { cat .local/chaos-small.log; echo "scripts/chaos.sh --small failed"; exit 1; }
 grep '^chaos: kills' .local/chaos-small.log

@@ -9,6 +9,7 @@
 package testdb
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -27,10 +28,11 @@ import (
 )
 
 // Port and folder of the cluster tests start when TEST_DATABASE_URL is unset: apart from the development
-// cluster (scripts/db.sh's defaults), so tests never touch a developer's data.
+// cluster (scripts/db.sh's defaults), so tests never touch a developer's data. KVSYNC_TEST_DB_PORT
+// picks another port (make test sets TEST_DATABASE_URL to a cluster on a free port instead).
 const (
-	testPort = "54339"
-	testDir  = ".local/pg-test"
+	defaultTestPort = "54339"
+	testDir         = ".local/pg-test"
 )
 
 var (
@@ -59,7 +61,7 @@ func prepare() (string, error) {
 			return "", err
 		}
 		cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "db.sh"), "up")
-		cmd.Env = append(os.Environ(), "KVSYNC_DB_PORT="+testPort, "KVSYNC_DB_DIR="+testDir)
+		cmd.Env = append(os.Environ(), "KVSYNC_DB_PORT="+cmp.Or(os.Getenv("KVSYNC_TEST_DB_PORT"), defaultTestPort), "KVSYNC_DB_DIR="+testDir)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
