@@ -58,7 +58,8 @@ func procSetup(t *testing.T) *procBundle {
 	t.Helper()
 	b := &procBundle{db: testdb.Exclusive(t), bin: buildBinary(t)}
 	b.store = store.New(store.PG{Pool: b.db})
-	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: 1500, Branches: 2, Seed: 5, RateLimitPerHour: -1})
+	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: 1500, Branches: 2, Seed: 5, RateLimitPerHour: -1,
+		OtherRetailers: []string{"shop-b", "shop-c", "shop-d", "shop-e"}})
 	srv := httptest.NewServer(b.fake.Handler())
 	t.Cleanup(srv.Close)
 	b.fakeURL = srv.URL
@@ -219,12 +220,14 @@ func TestTwoProcessesRunEachScheduleOnce(t *testing.T) {
 	b := procSetup(t)
 	ctx := context.Background()
 	ids := []string{b.credID}
-	for len(ids) < 5 {
-		id, err := synctest.SaveCredential(ctx, b.store, b.keys, b.fake.Credentials())
+	for _, shop := range []string{"shop-b", "shop-c", "shop-d", "shop-e"} {
+		c := b.fake.Credentials()
+		c.Retailer = shop
+		id, err := synctest.SaveCredential(ctx, b.store, b.keys, c)
 		require.NoError(t, err)
 		ids = append(ids, id)
 	}
-	_, err := b.db.Exec(ctx, `update kiotviet_credentials set is_active = true; delete from kiotviet_sync_schedules`)
+	_, err := b.db.Exec(ctx, `delete from kiotviet_sync_schedules`)
 	require.NoError(t, err)
 	var schedules []string
 	for _, id := range ids {

@@ -19,7 +19,8 @@ Usage: kvsync schedule set --credential ID --type T --every hourly|daily|Nh [--a
 Creates or changes the schedule of one credential and sync type (one schedule per pair). The database
 computes the next run (one period from now, or the next --at time in --timezone) and this prints it.
 --every 6h is every six hours (1-168). --at pins the runs to a time of day: daily --at 02:00 runs at
-02:00 every day; 6h --at 02:00 at 02:00, 08:00, 14:00, 20:00.`
+02:00 every day; 6h --at 02:00 at 02:00, 08:00, 14:00, 20:00; 5h --at 02:00 at 02:00, 07:00, … 22:00,
+then 03:00 the next day (any period takes a time of day).`
 
 func cmdSchedule(ctx context.Context, e env) error {
 	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" || e.args[0] == "help" {

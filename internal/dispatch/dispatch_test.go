@@ -46,7 +46,8 @@ func setup(t *testing.T, products int) *bundle {
 	t.Helper()
 	b := &bundle{db: testdb.Exclusive(t), done: make(chan dispatch.RunResult, 1000)}
 	b.store = store.New(store.PG{Pool: b.db})
-	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: products, Branches: 2, Seed: 11, RateLimitPerHour: -1})
+	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: products, Branches: 2, Seed: 11, RateLimitPerHour: -1,
+		OtherRetailers: otherShops})
 	fsrv := httptest.NewServer(b.fake.Handler())
 	t.Cleanup(fsrv.Close)
 	var err error
@@ -66,6 +67,9 @@ func (b *bundle) dispatcher(worker string, alerts *dispatch.Alerter) *dispatch.D
 		Alerts: alerts, OnRunDone: func(r dispatch.RunResult) { b.done <- r }})
 }
 
+// otherShops: more shops the fake answers for, so that tests can run several shops' schedules.
+var otherShops = []string{"shop-b", "shop-c", "shop-d", "shop-e", "shop-f"}
+
 func (b *bundle) schedule(t *testing.T, credID, syncType string) string {
 	t.Helper()
 	id, err := b.store.UpsertSchedule(context.Background(), store.Schedule{CredentialID: credID, SyncType: syncType, Frequency: "hourly", Enabled: true})
@@ -75,7 +79,9 @@ func (b *bundle) schedule(t *testing.T, credID, syncType string) string {
 }
 
 func (b *bundle) makeDue(t *testing.T, scheduleID string) {
-	_, err := b.db.Exec(context.Background(), `update kiotviet_sync_schedules set next_run_at = now() - interval '1 minute' where id = $1`, scheduleID)
+	// due on its own grid: the slot a minute ago, the one before it a period earlier
+	_, err := b.db.Exec(context.Background(), `update kiotviet_sync_schedules set next_run_at = now() - interval '1 minute',
+		last_slot_at = now() - interval '1 minute' - public.kiotviet_schedule_interval(frequency, custom_interval_hours) where id = $1`, scheduleID)
 	require.NoError(t, err)
 }
 
@@ -146,11 +152,13 @@ func TestCronCommandToSyncedTables(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, diffs)
 
-	var lastRun, next time.Time
+	var lastRun, lastSlot, next, completed time.Time
 	var failures int
-	require.NoError(t, b.db.QueryRow(ctx, `select last_run_at, next_run_at, consecutive_failures from kiotviet_sync_schedules where id = $1`,
-		scheduleID).Scan(&lastRun, &next, &failures))
-	assert.True(t, lastRun.Equal(slot), "last_run_at is the slot the run was for")
+	require.NoError(t, b.db.QueryRow(ctx, `select last_run_at, last_slot_at, next_run_at, consecutive_failures from kiotviet_sync_schedules where id = $1`,
+		scheduleID).Scan(&lastRun, &lastSlot, &next, &failures))
+	require.NoError(t, b.db.QueryRow(ctx, `select completed_at from kiotviet_sync_logs where id = $1`, r.Claim.RunID).Scan(&completed))
+	assert.True(t, lastRun.Equal(completed), "last_run_at is when the run finished (%s), not its slot", lastRun)
+	assert.True(t, lastSlot.Equal(slot), "the grid column holds the slot the run was for")
 	assert.True(t, next.Equal(slot.Add(time.Hour)), "the next slot is on the same grid: %s", next)
 	var logStatus, trigger string
 	require.NoError(t, b.db.QueryRow(ctx, `select status, trigger from kiotviet_sync_logs where id = $1`, r.Claim.RunID).Scan(&logStatus, &trigger))
@@ -183,15 +191,13 @@ func TestConcurrentDispatchersRunEachScheduleOnce(t *testing.T) {
 	ctx := context.Background()
 	const credentials = 6
 	ids := []string{b.credID}
-	for len(ids) < credentials {
-		id, err := synctest.SaveCredential(ctx, b.store, b.keys, b.fake.Credentials())
+	for _, shop := range otherShops[:credentials-1] {
+		c := b.fake.Credentials()
+		c.Retailer = shop
+		id, err := synctest.SaveCredential(ctx, b.store, b.keys, c)
 		require.NoError(t, err)
 		ids = append(ids, id)
 	}
-	// Saving a connection replaces the older one of the same shop; here every row stays active, as if
-	// each were another shop's.
-	_, err := b.db.Exec(ctx, `update kiotviet_credentials set is_active = true`)
-	require.NoError(t, err)
 	var schedules []string
 	for _, id := range ids {
 		for _, st := range []string{"categories", "attributes"} {

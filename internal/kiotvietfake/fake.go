@@ -44,6 +44,11 @@ type Options struct {
 
 	Retailer, ClientID, ClientSecret string // defaults derived from Seed
 
+	// OtherRetailers are more shop names this server answers for, with the same catalogue and client:
+	// tests that need several shops' credentials against one server (kvsync keeps one schedule of a
+	// type per shop).
+	OtherRetailers []string
+
 	// ImagesAsObjects sends images as [{"Image": url}] (the documented list
 	// shape) instead of the plain URL strings real shops return.
 	ImagesAsObjects bool

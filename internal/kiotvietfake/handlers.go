@@ -263,11 +263,24 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 		writeStatus(w, http.StatusUnauthorized, "TokenException", "Token không hợp lệ hoặc đã hết hạn")
 		return false
 	}
-	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Retailer")), s.opts.Retailer) {
+	if !s.servesRetailer(strings.TrimSpace(r.Header.Get("Retailer"))) {
 		writeStatus(w, http.StatusUnauthorized, "UnauthorizedException", "Retailer không hợp lệ")
 		return false
 	}
 	return true
+}
+
+// servesRetailer: the shop name is the server's own or one of its OtherRetailers (any case).
+func (s *Server) servesRetailer(name string) bool {
+	if strings.EqualFold(name, s.opts.Retailer) {
+		return true
+	}
+	for _, o := range s.opts.OtherRetailers {
+		if strings.EqualFold(name, o) {
+			return true
+		}
+	}
+	return false
 }
 
 // allowGET records a GET in the sliding hour, or says how long to wait.

@@ -233,6 +233,35 @@ func TestMigrationsAdoptTheEarlierSystemsDatabase(t *testing.T) {
 		assert.Equal(t, 2, n, "anon still reads kiotviet_products_full (/p/:code)")
 	})
 
+	t.Run("schedules keep their grid; last sync stays the earlier system's last success", func(t *testing.T) {
+		// The earlier dispatcher set last_run_at = now() when a run succeeded, and its trigger put the next
+		// run one period after that: that moment is the grid. It was also the last success, so "last sync"
+		// keeps it, and the next run does not move.
+		assert.True(t, one[bool](t, conn, `select last_slot_at = last_run_at from public.kiotviet_sync_schedules
+			where id = '5c000000-0000-0000-0000-000000000001'`), "the grid column is derived from the old last_run_at")
+		assert.True(t, one[bool](t, conn, `select next_run_at = last_slot_at + interval '1 day' from public.kiotviet_sync_schedules
+			where id = '5c000000-0000-0000-0000-000000000001'`), "the next run is where the earlier trigger put it")
+		assert.True(t, one[bool](t, conn, `select abs(extract(epoch from (last_run_at - (now() - interval '3 hours')))) < 60
+			from public.kiotviet_sync_schedules where id = '5c000000-0000-0000-0000-000000000001'`),
+			"last sync is still three hours ago, as the card showed")
+		assert.True(t, one[bool](t, conn, `select last_run_at is null and last_slot_at = created_at
+			from public.kiotviet_sync_schedules where id = '5c000000-0000-0000-0000-000000000002'`),
+			"a schedule that never ran keeps no last sync; its grid starts where the earlier trigger counted from")
+		// an admin's "run now" that succeeds: last sync now, the grid and so the next run stay
+		adopted := one[time.Time](t, conn, `select last_slot_at from public.kiotviet_sync_schedules
+			where id = '5c000000-0000-0000-0000-000000000001'`)
+		tx, err := conn.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx) //nolint:errcheck
+		var grid bool
+		require.NoError(t, tx.QueryRow(ctx, `select public.kiotviet_schedule_after_run('5c000000-0000-0000-0000-000000000001',
+			'success', now(), null) is not null`).Scan(&grid))
+		require.NoError(t, tx.QueryRow(ctx, `select last_run_at = now() and last_slot_at = $1
+			and next_run_at = $1 + interval '1 day' from public.kiotviet_sync_schedules
+			where id = '5c000000-0000-0000-0000-000000000001'`, adopted).Scan(&grid))
+		assert.True(t, grid, "after a success: last sync now, the next run still one day after the adopted slot")
+	})
+
 	t.Run("migrating a second time applies nothing", func(t *testing.T) {
 		again, err := migrate.Apply(ctx, conn, ms)
 		require.NoError(t, err)

@@ -3,7 +3,7 @@
 -- explicit timestamps, or through now(), which is fixed inside this one transaction: values relative to
 -- it are compared exactly. Nothing sleeps.
 begin;
-select plan(83);
+select plan(87);
 
 -- Only this file's rows: whatever another test committed is out of the way until the rollback.
 delete from public.kiotviet_credentials;
@@ -145,9 +145,10 @@ update public.kiotviet_sync_schedules set enabled = false, last_run_at = now() -
 update public.kiotviet_sync_schedules set enabled = true where id = '51000000-0000-0000-0000-000000000005';
 select is(next_run_at, now(), 'enabled false→true: due now when exactly one period has passed')
   from public.kiotviet_sync_schedules where id = '51000000-0000-0000-0000-000000000005';
-update public.kiotviet_sync_schedules set enabled = false, last_run_at = now() - interval '3 hours' where id = '51000000-0000-0000-0000-000000000005';
+update public.kiotviet_sync_schedules set enabled = false, last_run_at = now() - interval '3 hours', last_slot_at = now() - interval '3 hours'
+ where id = '51000000-0000-0000-0000-000000000005';
 update public.kiotviet_sync_schedules set enabled = true where id = '51000000-0000-0000-0000-000000000005';
-select is(next_run_at, now() + interval '21 hours', 'enabled false→true: last_run_at + period when less than a period has passed')
+select is(next_run_at, now() + interval '21 hours', 'enabled false→true: the next slot of its grid when less than a period has passed')
   from public.kiotviet_sync_schedules where id = '51000000-0000-0000-0000-000000000005';
 
 ------------------------------------------------------------------------------------------------------------
@@ -202,11 +203,14 @@ insert into public.kiotviet_sync_schedules (id, credential_id, sync_type, freque
 create temporary table claimed (n serial, run_id uuid, schedule_id uuid, slot_at timestamptz, next_at timestamptz);
 
 -- success, no drift: slot 7 minutes ago, finished now → the same minute the next day
-update public.kiotviet_sync_schedules set next_run_at = now() - interval '7 minutes' where id = '53000000-0000-0000-0000-000000000001';
+update public.kiotviet_sync_schedules set next_run_at = now() - interval '7 minutes', last_slot_at = now() - interval '7 minutes' - interval '1 day'
+ where id = '53000000-0000-0000-0000-000000000001';
 insert into claimed (run_id, schedule_id, slot_at) select run_id, schedule_id, slot_at from public.kiotviet_claim_due('w1', 10);
 select is((select count(*)::int from claimed), 1, 'claim: the one due schedule is claimed');
 update claimed set next_at = public.kiotviet_finish_run(run_id, 'success') where n = 1;
-select is(s.last_run_at, now() - interval '7 minutes', 'finish success: last_run_at is the slot the run was for')
+select is(s.last_run_at, now(), 'finish success: last_run_at is when the run finished (the card''s last sync)')
+  from public.kiotviet_sync_schedules s where s.id = '53000000-0000-0000-0000-000000000001';
+select is(s.last_slot_at, now() - interval '7 minutes', 'finish success: last_slot_at (the grid) is the slot the run was for')
   from public.kiotviet_sync_schedules s where s.id = '53000000-0000-0000-0000-000000000001';
 select is(s.next_run_at, now() - interval '7 minutes' + interval '24 hours',
           'finish success: next_run_at is the first slot on the same grid after now (no drift)')
@@ -217,8 +221,8 @@ select is(last_status || '/' || consecutive_failures, 'success/0', 'finish succe
   from public.kiotviet_sync_schedules where id = '53000000-0000-0000-0000-000000000001';
 
 -- failure: backoff 5, 10, 20, 40, then capped at the hourly period; the count and the error kept
-update public.kiotviet_sync_schedules set next_run_at = now() - interval '1 minute', last_run_at = now() - interval '61 minutes'
- where id = '53000000-0000-0000-0000-000000000002';
+update public.kiotviet_sync_schedules set next_run_at = now() - interval '1 minute', last_run_at = now() - interval '60 minutes',
+  last_slot_at = now() - interval '61 minutes' where id = '53000000-0000-0000-0000-000000000002';
 insert into claimed (run_id, schedule_id, slot_at) select run_id, schedule_id, slot_at from public.kiotviet_claim_due('w1', 10);
 update claimed set next_at = public.kiotviet_finish_run(run_id, 'failed', p_error => 'KiotViet 503 #1') where n = 2;
 select is(s.next_run_at, now() + interval '5 minutes', 'finish failed: first failure backs off 5 minutes')
@@ -227,7 +231,8 @@ select is(s.consecutive_failures, 1, 'finish failed: consecutive_failures counts
   from public.kiotviet_sync_schedules s where s.id = '53000000-0000-0000-0000-000000000002';
 select is(s.last_error, 'KiotViet 503 #1', 'finish failed: last_error is kept')
   from public.kiotviet_sync_schedules s where s.id = '53000000-0000-0000-0000-000000000002';
-select is(s.last_run_at, now() - interval '61 minutes', 'finish failed: last_run_at stays the last successful slot')
+select is(s.last_run_at || ' ' || s.last_slot_at, (now() - interval '60 minutes') || ' ' || (now() - interval '61 minutes'),
+          'finish failed: last_run_at (the last success) and the grid stay')
   from public.kiotviet_sync_schedules s where s.id = '53000000-0000-0000-0000-000000000002';
 select is(s.last_status, 'failed', 'finish failed: last_status failed')
   from public.kiotviet_sync_schedules s where s.id = '53000000-0000-0000-0000-000000000002';
@@ -257,14 +262,14 @@ select is(consecutive_failures || ' ' || last_error, '5 KiotViet 503 #5', 'finis
   from public.kiotviet_sync_schedules where id = '53000000-0000-0000-0000-000000000002';
 
 -- success resets the failures
-update public.kiotviet_sync_schedules set next_run_at = now() - interval '2 minutes' where id = '53000000-0000-0000-0000-000000000002';
+update public.kiotviet_sync_schedules set next_run_at = now() - interval '1 minute' where id = '53000000-0000-0000-0000-000000000002';
 insert into claimed (run_id, schedule_id, slot_at) select run_id, schedule_id, slot_at from public.kiotviet_claim_due('w1', 10);
 update claimed set next_at = public.kiotviet_finish_run(run_id, 'success') where n = 7;
 select is(consecutive_failures, 0, 'finish success after failures: consecutive_failures reset')
   from public.kiotviet_sync_schedules where id = '53000000-0000-0000-0000-000000000002';
 select is(last_error, null, 'finish success after failures: last_error cleared')
   from public.kiotviet_sync_schedules where id = '53000000-0000-0000-0000-000000000002';
-select is(next_run_at, now() + interval '58 minutes', 'finish success after failures: back on the hourly grid of its slot')
+select is(next_run_at, now() + interval '59 minutes', 'finish success after failures: back on the hourly grid of its slot')
   from public.kiotviet_sync_schedules where id = '53000000-0000-0000-0000-000000000002';
 
 -- an overdue schedule runs once and then waits for the first slot after now
@@ -289,15 +294,28 @@ select is(next_run_at || ' ' || consecutive_failures, (now() + interval '5 minut
 update public.kiotviet_sync_schedules set next_run_at = now() - interval '1 minute' where id = '53000000-0000-0000-0000-000000000001';
 insert into claimed (run_id, schedule_id, slot_at) select run_id, schedule_id, slot_at from public.kiotviet_claim_due('w1', 10);
 update claimed set next_at = public.kiotviet_finish_run(run_id, 'skipped') where n = 10;
-select is(next_run_at || ' ' || consecutive_failures, (now() + interval '23 hours 59 minutes') || ' 1',
+select is(next_run_at || ' ' || consecutive_failures, (now() + interval '23 hours 53 minutes') || ' 1',
           'finish skipped: the next slot on the grid, failure count unchanged')
   from public.kiotviet_sync_schedules where id = '53000000-0000-0000-0000-000000000001';
 
--- a run started by hand (manual) leaves the schedule alone
-update public.kiotviet_sync_schedules set next_run_at = now() + interval '3 hours' where id = '53000000-0000-0000-0000-000000000001';
-select is(public.kiotviet_finish_run(public.kiotviet_start_run('c1000000-0000-0000-0000-000000000003', 'products'), 'success'), null,
+-- a run started by hand (manual) of the same credential and sync type is the schedule's last sync too
+update public.kiotviet_sync_schedules set next_run_at = now() + interval '3 hours', last_run_at = now() - interval '2 days'
+ where id = '53000000-0000-0000-0000-000000000001';
+select is(public.kiotviet_finish_run(public.kiotviet_start_run('c1000000-0000-0000-0000-000000000003', 'products'), 'failed'), null,
           'finish of a manual run returns no next run');
-select is(next_run_at, now() + interval '3 hours', 'finish of a manual run does not move the schedule')
+select is(last_run_at || ' ' || consecutive_failures, (now() - interval '2 days') || ' 1',
+          'a failed manual run leaves the schedule alone')
+  from public.kiotviet_sync_schedules where id = '53000000-0000-0000-0000-000000000001';
+select public.kiotviet_finish_run(public.kiotviet_start_run('c1000000-0000-0000-0000-000000000003', 'products'), 'success');
+select is(last_run_at || ' ' || consecutive_failures || ' ' || last_status, now() || ' 0 success',
+          'a successful manual run of the same credential and sync type is the schedule''s last sync, failures reset')
+  from public.kiotviet_sync_schedules where id = '53000000-0000-0000-0000-000000000001';
+select is(next_run_at, now() + interval '23 hours 53 minutes',
+          'a schedule backing off after failures goes back to its grid after a successful manual run')
+  from public.kiotviet_sync_schedules where id = '53000000-0000-0000-0000-000000000001';
+update public.kiotviet_sync_schedules set next_run_at = now() + interval '3 hours' where id = '53000000-0000-0000-0000-000000000001';
+select public.kiotviet_finish_run(public.kiotviet_start_run('c1000000-0000-0000-0000-000000000003', 'products'), 'success');
+select is(next_run_at, now() + interval '3 hours', 'a successful manual run does not move a healthy schedule''s next run')
   from public.kiotviet_sync_schedules where id = '53000000-0000-0000-0000-000000000001';
 
 ------------------------------------------------------------------------------------------------------------
@@ -328,8 +346,8 @@ select is((select public.kiotviet_finish_run(run_id, 'success') from claimed whe
 select is((next_run_at at time zone 'Europe/Berlin')::time, '02:00'::time, 'finish success with a time of day: 02:00 Berlin time')
   from public.kiotviet_sync_schedules where id = '55000000-0000-0000-0000-000000000001';
 
-select throws_ok($$insert into public.kiotviet_sync_schedules (credential_id, sync_type, frequency, custom_interval_hours, time_of_day)
-  select id, 'attributes', 'custom', 5, '02:00' from public.kiotviet_credentials limit 1$$,
-  '23514', null, 'a time of day goes only with a period that divides a day (kiotviet_sync_schedules_time_of_day_period)');
+select lives_ok($$insert into public.kiotviet_sync_schedules (credential_id, sync_type, frequency, custom_interval_hours, time_of_day)
+  values ('c1000000-0000-0000-0000-000000000001', 'products_full', 'custom', 5, '02:00')$$,
+  'a time of day goes with any period (custom 5 h at 02:00)');
 select * from finish();
 rollback;

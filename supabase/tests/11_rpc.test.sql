@@ -2,7 +2,7 @@
 -- page writers, the sweep, the credential functions, and who may execute them. Values relative to now()
 -- (fixed in this transaction) are compared exactly.
 begin;
-select plan(105);
+select plan(106);
 set local client_min_messages = warning;  -- the page functions' "temporary table already exists" notices
 
 -- Only this file's rows: whatever another test committed is out of the way until the rollback.
@@ -430,14 +430,16 @@ select is((select count(*)::int from pg_catalog.pg_locks l join pg_catalog.pg_cl
 select public.kiotviet_finish_run((select id from swap_run), 'success');
 
 -- No drift after failures: a retry claimed at a backoff time (off the grid) still lands on the grid.
-insert into public.kiotviet_sync_schedules (id, credential_id, sync_type, frequency, last_run_at, consecutive_failures)
+insert into public.kiotviet_sync_schedules (id, credential_id, sync_type, frequency, last_run_at, last_slot_at, consecutive_failures)
 values ('5f000000-0000-0000-0000-0000000000bb', 'c2000000-0000-0000-0000-00000000000f', 'attributes', 'hourly',
-        date_trunc('hour', now()) - interval '3 hours', 2);
+        date_trunc('hour', now()) - interval '3 hours' + interval '2 minutes', date_trunc('hour', now()) - interval '3 hours', 2);
 select public.kiotviet_schedule_after_run('5f000000-0000-0000-0000-0000000000bb', 'success',
   date_trunc('hour', now()) - interval '53 minutes', null);
-select is((select last_run_at from public.kiotviet_sync_schedules where id = '5f000000-0000-0000-0000-0000000000bb'),
+select is((select last_slot_at from public.kiotviet_sync_schedules where id = '5f000000-0000-0000-0000-0000000000bb'),
   date_trunc('hour', now()) - interval '1 hour',
-  'finish success after retries: last_run_at is the grid slot the retry stood for, not the backoff time');
+  'finish success after retries: the grid (last_slot_at) is the slot the retry stood for, not the backoff time');
+select is((select last_run_at from public.kiotviet_sync_schedules where id = '5f000000-0000-0000-0000-0000000000bb'),
+  now(), 'finish success after retries: last_run_at is when it finished');
 select is((select next_run_at from public.kiotviet_sync_schedules where id = '5f000000-0000-0000-0000-0000000000bb'),
   date_trunc('hour', now()) + interval '1 hour',
   'finish success after retries: the next run is back on the hourly :00 grid');
