@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -44,6 +46,8 @@ type procBundle struct {
 	credID  string
 	sched   string
 	bin     string
+	env     []string // more environment for the kvsync processes
+	nofile  int      // when set, the kvsync processes' file descriptor limit
 }
 
 func buildBinary(t *testing.T) string {
@@ -84,12 +88,17 @@ func (b *procBundle) makeDue(t *testing.T) {
 // start runs `kvsync serve` and returns the process and its base URL.
 func (b *procBundle) start(t *testing.T, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(b.bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, extra...)...)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(b.bin, args...)
+	if b.nofile > 0 { // a file descriptor limit for the child, as a small container would have
+		cmd = exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, b.nofile), b.bin}, args...)...)
+	}
 	cmd.Dir = t.TempDir() // no .env there
 	cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+testdb.URL(t), "KIOTVIET_ENCRYPTION_KEYS="+b.keysEnv, "KIOTVIET_CRON_SECRET="+procCronSecret,
 		"KIOTVIET_TOKEN_URL="+b.fakeURL+"/connect/token", "KIOTVIET_API_URL="+b.fakeURL,
 		"KVSYNC_LEASE_SECONDS=4", "KVSYNC_LOG_LEVEL=warn")
+	cmd.Env = append(cmd.Env, b.env...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
@@ -275,4 +284,47 @@ func TestTwoProcessesRunEachScheduleOnce(t *testing.T) {
 	for _, s := range schedules {
 		assert.Equal(t, 1, runs[s], "schedule %s ran %d times", s, runs[s])
 	}
+}
+
+// The issue's attack on a running kvsync serve: clients that hold connections open (idle keep-alives,
+// connections that never send a byte, POSTs that announce a body and never send it). With the cap
+// filled by them, /healthz and the dispatcher still answer, and the unauthenticated POSTs get their 401
+// at once. The process has 128 file descriptors, as the issue's attack had 256: without the cap, the
+// 200 held connections would exhaust them ("accept4: too many open files") and nothing would answer.
+func TestServeAnswersAtTheConnectionCap(t *testing.T) {
+	b := procSetup(t)
+	const max, held = 48, 200
+	b.env = []string{fmt.Sprintf("KVSYNC_MAX_CONNECTIONS=%d", max)}
+	b.nofile = 128
+	_, base := b.start(t, "--grace", "1s")
+	addr := strings.TrimPrefix(base, "http://")
+	for i := 0; i < held; i++ {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		switch i % 3 {
+		case 0: // an idle keep-alive after one request
+			_, err = fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+			require.NoError(t, err)
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			require.NoError(t, err)
+			resp.Body.Close()
+		case 1: // a POST that announces a body and never sends it: refused without waiting for it
+			_, err = fmt.Fprintf(c, "POST /functions/v1/kiotviet-sync HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n")
+			require.NoError(t, err)
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			require.NoError(t, err, "the 401 comes without the body")
+			resp.Body.Close()
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		default: // connected, silent
+		}
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(base + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	postDispatch(t, base)
 }

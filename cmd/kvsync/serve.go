@@ -51,7 +51,7 @@ func cmdServe(ctx context.Context, e env) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set KVSYNC_ADDR or --addr)", listen, err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := httpx.NewServer(handler, httpx.Limits{MaxConns: a.cfg.MaxConnections})
 	a.log.Info("kvsync serving", "addr", ln.Addr().String(), "worker", a.worker, "concurrency", a.cfg.Concurrency)
 	fmt.Fprintf(e.stdout, "kvsync listening on %s\n", ln.Addr())
 	errc := make(chan error, 1)

@@ -41,6 +41,10 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
+// MaxSyncWait is how long a kiotviet-sync request may wait for its run's reply (a full sync of a large
+// shop with a slow KiotViet takes minutes); the run itself goes on and writes its log row regardless.
+const MaxSyncWait = 30 * time.Minute
+
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // Authorize lets in the cron secret, the service role, and admin users; a signed-in non-admin gets 403
@@ -147,6 +151,8 @@ func Handler(d Deps) http.Handler {
 			httpx.WriteError(w, r, log, err)
 			return
 		}
+		// The reply waits for the run: give this route its own write deadline (the server's is a minute).
+		httpx.LongReply(w, MaxSyncWait)
 		// The sync outlives a caller that gives up: its outcome must still reach the log row.
 		res, err := d.Sync.Run(context.WithoutCancel(r.Context()), req)
 		if err != nil {

@@ -87,6 +87,7 @@ func Handler(d Ticker, a Authenticator, log *slog.Logger) http.Handler {
 				Rescued: len(tick.Rescued), Runs: runs})
 			return
 		}
+		httpx.LongReply(w, MaxWait+time.Minute)
 		wctx, wcancel := context.WithTimeout(r.Context(), MaxWait)
 		defer wcancel()
 		results := tick.Wait(wctx)

@@ -27,6 +27,7 @@ const (
 	DefaultAddr             = ":8080"
 	DefaultConcurrency      = 4
 	DefaultLeaseSeconds     = 120
+	DefaultMaxConnections   = 512
 	DefaultLogLevel         = slog.LevelInfo
 )
 
@@ -112,6 +113,9 @@ type Config struct {
 	// LeaseSeconds is KVSYNC_LEASE_SECONDS: how long a run stays this replica's without a heartbeat.
 	// A replica that dies mid-run has its run rescued this long after its last heartbeat.
 	LeaseSeconds int
+	// MaxConnections is KVSYNC_MAX_CONNECTIONS: open HTTP connections kvsync serve keeps at most (idle
+	// ones are closed first to make room); keep it below ulimit -n minus the database pool.
+	MaxConnections int
 	// CORSOrigins is KVSYNC_CORS_ORIGINS: browser origins allowed to call the functions
 	// (scheme://host[:port]), or ["*"]. Empty means no cross-origin access.
 	CORSOrigins []string
@@ -227,6 +231,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.Concurrency = l.intIn("KVSYNC_CONCURRENCY", DefaultConcurrency, 1, MaxConcurrency)
 	c.LeaseSeconds = l.intIn("KVSYNC_LEASE_SECONDS", DefaultLeaseSeconds, 4, 3600)
+	c.MaxConnections = l.intIn("KVSYNC_MAX_CONNECTIONS", DefaultMaxConnections, 16, 1_000_000)
 	c.CORSOrigins = l.origins("KVSYNC_CORS_ORIGINS")
 	c.LogLevel = DefaultLogLevel
 	if v := l.get("KVSYNC_LOG_LEVEL"); v != "" {
@@ -431,6 +436,7 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("addr", c.Addr),
 		slog.Int("concurrency", c.Concurrency),
 		slog.Int("lease_seconds", c.LeaseSeconds),
+		slog.Int("max_connections", c.MaxConnections),
 		slog.String("cors_origins", strings.Join(c.CORSOrigins, ",")),
 		slog.String("log_level", c.LogLevel.String()),
 	}

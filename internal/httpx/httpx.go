@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/store"
@@ -73,8 +75,22 @@ func Status(err error) (int, string) {
 
 // WriteError replies {success:false, error} with the error's status, and logs what is not the caller's
 // fault.
+//
+// A refusal that comes before the body was read (no or bad credentials, not allowed, wrong method, a
+// body too slow) closes the connection after the reply: net/http would otherwise read the unread body
+// before replying, and a client that announces a body and never sends it would hold the connection.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status, msg := Status(err)
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusMethodNotAllowed, http.StatusRequestTimeout,
+		http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable:
+		if r.ContentLength != 0 {
+			w.Header().Set("Connection", "close")
+			// and no more waiting for it after the reply either: net/http reads up to 256 KiB of an unread
+			// body when the handler ends; a deadline of now makes that read end at once
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		}
+	}
 	if status >= 500 {
 		log.Error("request failed", "path", r.URL.Path, "status", status, "err", err)
 	} else {
@@ -98,6 +114,10 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", MaxBody)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return &Error{Status: http.StatusRequestTimeout, Message: "the request body did not arrive in time", Err: err}
 		}
 		return Errorf(http.StatusBadRequest, "could not read the request body")
 	}
