@@ -15,6 +15,7 @@ import (
 	"github.com/kvsync/kvsync/internal/config"
 	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/kiotviet"
+	"github.com/kvsync/kvsync/internal/redact"
 	"github.com/kvsync/kvsync/internal/secret"
 	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
@@ -48,12 +49,12 @@ func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	a := &app{cfg: cfg, log: newLogger(e, cfg.LogLevel), worker: workerName()}
+	a := &app{cfg: cfg, log: newLogger(e, cfg, cfg.LogLevel), worker: workerName()}
 	switch {
 	case cfg.DatabaseURL.IsSet():
 		pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL.Reveal())
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", cfg.DatabaseURLVar, err)
+			return nil, fmt.Errorf("%s: %w", cfg.DatabaseURLVar, redact.Error(err))
 		}
 		pcfg.MaxConns = int32(max(cfg.Concurrency*2+4, 8))
 		// The SQL functions raise WARNINGs for rows they had to skip (a run the rescue could not end, a
@@ -66,7 +67,7 @@ func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
 		}
 		a.pool, err = pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
-			return nil, fmt.Errorf("connect to the database: %w", err)
+			return nil, fmt.Errorf("connect to the database: %w", redact.Error(err))
 		}
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err = a.pool.Ping(pctx)
@@ -131,8 +132,10 @@ func (a *app) authenticator() (*auth.Authenticator, error) {
 	return auth.New(a.cfg.Auth(nil, nil))
 }
 
-func newLogger(e env, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+// newLogger logs to stderr through the redactor: no configured secret, and no token or credential in a
+// URL or error text, reaches a log line (internal/redact).
+func newLogger(e env, cfg config.Config, level slog.Level) *slog.Logger {
+	return slog.New(redact.New(cfg.SecretValues()...).Handler(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})))
 }
 
 // workerName identifies this process in run rows and leases.

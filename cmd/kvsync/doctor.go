@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kvsync/kvsync/internal/migrate"
+	"github.com/kvsync/kvsync/internal/redact"
 	"github.com/kvsync/kvsync/internal/secret"
 	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/supabase"
@@ -323,7 +324,7 @@ func probe(ctx context.Context, target string) (int, []byte, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader("{}"))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, redact.Error(err)
 	}
 	var wrong [16]byte
 	_, _ = rand.Read(wrong[:])
@@ -331,7 +332,7 @@ func probe(ctx context.Context, target string) (int, []byte, error) {
 	req.Header.Set("Authorization", "Bearer kvsync-doctor-wrong-secret-"+hex.EncodeToString(wrong[:]))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, redact.Error(err) // the URL comes from Vault and may carry a token
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

@@ -79,7 +79,7 @@ Types: `+strings.Join(syncTypes(), ", ")+`.`)
 		// The progress line reads the run's log row, which the heartbeat writes: beat every second here.
 		// Info logs would break the line; the summary below says the same.
 		engine, err = syncer.New(syncer.Config{Store: a.store, Keys: a.keys, KiotViet: a.kiotviet, Worker: a.worker,
-			Logger: newLogger(e, max(a.cfg.LogLevel, slog.LevelWarn)), Lease: lease, HeartbeatEvery: time.Second})
+			Logger: newLogger(e, a.cfg, max(a.cfg.LogLevel, slog.LevelWarn)), Lease: lease, HeartbeatEvery: time.Second})
 		if err != nil {
 			return err
 		}

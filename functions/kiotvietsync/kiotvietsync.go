@@ -14,6 +14,7 @@ import (
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/httpx"
 	"github.com/kvsync/kvsync/internal/kiotviet"
+	"github.com/kvsync/kvsync/internal/redact"
 	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/internal/wire"
 )
@@ -161,6 +162,7 @@ func Handler(d Deps) http.Handler {
 		}
 		body := wire.SyncReply{Success: res.Status == "success", Results: res.Streams, RunID: res.RunID,
 			Status: res.Status, Records: res.Records}
+		res.Error = redact.String(res.Error) // an error's text may quote a URL with a token in it
 		switch res.Status {
 		case "success":
 			httpx.JSON(w, http.StatusOK, body)

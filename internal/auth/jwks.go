@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kvsync/kvsync/internal/redact"
 	"io"
 	"math/big"
 	"net/http"
@@ -159,12 +160,12 @@ func (c *jwksCache) fetch(ctx context.Context) (map[string]publicKey, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("jwks request: %w", err)
+		return nil, fmt.Errorf("jwks request: %w", redact.Error(err))
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("jwks fetch: %w", err)
+		return nil, fmt.Errorf("jwks fetch: %w", redact.Error(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

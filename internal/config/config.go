@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -440,4 +441,35 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("cors_origins", strings.Join(c.CORSOrigins, ",")),
 		slog.String("log_level", c.LogLevel.String()),
 	}
+}
+
+// SecretValues are the values of every Secret field of c, for a log redactor (redact.New): each whole
+// value, each part of a list (KIOTVIET_ENCRYPTION_KEYS's "id:base64,…"), and a database URL's password.
+// Found by type, so a Secret field added later is covered without touching this.
+func (c Config) SecretValues() []string {
+	var out []string
+	v := reflect.ValueOf(c)
+	for i := 0; i < v.NumField(); i++ {
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
+		s, ok := v.Field(i).Interface().(Secret)
+		if !ok || !s.IsSet() {
+			continue
+		}
+		raw := s.Reveal()
+		out = append(out, raw)
+		for _, item := range strings.Split(raw, ",") {
+			out = append(out, strings.TrimSpace(item))
+			if _, key, ok := strings.Cut(item, ":"); ok && !strings.Contains(item, "://") {
+				out = append(out, strings.TrimSpace(key))
+			}
+		}
+		if u, err := url.Parse(raw); err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok {
+				out = append(out, pw)
+			}
+		}
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/kvsync/kvsync/internal/redact"
 	"github.com/kvsync/kvsync/internal/store"
 )
 
@@ -54,7 +55,7 @@ func (a *Alerter) Notify(ctx context.Context, o store.Outcome) {
 	body, _ := json.Marshal(map[string]string{"text": text, "content": text})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.URL, bytes.NewReader(body))
 	if err != nil {
-		a.log().Warn("alert: bad webhook URL", "err", err)
+		a.log().Warn("alert: bad webhook URL", "err", redact.Error(err))
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -64,7 +65,7 @@ func (a *Alerter) Notify(ctx context.Context, o store.Outcome) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		a.log().Warn("alert: webhook failed", "err", err)
+		a.log().Warn("alert: webhook failed", "err", redact.Error(err))
 		return
 	}
 	resp.Body.Close()

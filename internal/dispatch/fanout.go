@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/kvsync/kvsync/internal/redact"
 	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/internal/wire"
 )
@@ -26,7 +27,7 @@ func (f FanOut) Run(ctx context.Context, req syncer.Request) (syncer.Result, err
 	body, _ := json.Marshal(wire.SyncRequest{CredentialID: req.CredentialID, SyncType: req.SyncType, RunID: req.RunID})
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, f.URL, bytes.NewReader(body))
 	if err != nil {
-		return syncer.Result{}, err
+		return syncer.Result{}, redact.Error(err)
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Authorization", "Bearer "+f.Secret)
@@ -36,7 +37,8 @@ func (f FanOut) Run(ctx context.Context, req syncer.Request) (syncer.Result, err
 	}
 	resp, err := client.Do(hr)
 	if err != nil {
-		return syncer.Result{}, fmt.Errorf("fan-out to %s: %w", hr.URL.Host, err)
+		// a *url.Error prints the whole URL, which may carry a token
+		return syncer.Result{}, fmt.Errorf("fan-out to %s: %w", hr.URL.Host, redact.Error(err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -48,7 +50,7 @@ func (f FanOut) Run(ctx context.Context, req syncer.Request) (syncer.Result, err
 		// Not a run's reply: the replica's error body (wire.ErrorReply) says why.
 		var e wire.ErrorReply
 		_ = json.Unmarshal(raw, &e)
-		return syncer.Result{}, fmt.Errorf("fan-out to %s: status %d: %s", hr.URL.Host, resp.StatusCode, e.Error)
+		return syncer.Result{}, fmt.Errorf("fan-out to %s: status %d: %s", hr.URL.Host, resp.StatusCode, redact.String(e.Error))
 	}
 	res := syncer.Result{RunID: out.RunID, Status: out.Status, Streams: out.Results, Records: out.Records}
 	if out.Error != nil {

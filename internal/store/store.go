@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kvsync/kvsync/internal/redact"
 )
 
 // Arg is one named argument of an SQL function (p_run_id, p_rows, …).
@@ -268,7 +270,9 @@ func (s *Store) FinishRun(ctx context.Context, runID string, f Finish) (*time.Ti
 	}
 	var errText *string
 	if f.Error != "" {
-		errText = &f.Error
+		// the ERP shows it: no URL token or key from an error's text goes into the row
+		msg := redact.String(f.Error)
+		errText = &msg
 	}
 	var next *time.Time
 	err = s.call(ctx, "kiotviet_finish_run", &next, false, Arg{"p_run_id", runID}, Arg{"p_status", f.Status},
