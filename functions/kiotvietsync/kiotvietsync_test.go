@@ -78,6 +78,9 @@ func token(t *testing.T, claims jwt.MapClaims, method jwt.SigningMethod, key any
 	if _, ok := claims["exp"]; !ok {
 		claims["exp"] = time.Now().Add(time.Hour).Unix()
 	}
+	if _, ok := claims["aud"]; !ok {
+		claims["aud"] = "authenticated" // what Supabase Auth puts in a signed-in user's token
+	}
 	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
 	require.NoError(t, err)
 	return s

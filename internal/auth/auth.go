@@ -8,6 +8,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -114,10 +115,13 @@ func refuse(msg string, cause error) error {
 // Defaults used when the matching Config field is zero.
 const (
 	DefaultLeeway         = 30 * time.Second
+	DefaultAudience       = "authenticated"
 	DefaultJWKSCacheTTL   = 10 * time.Minute // Supabase edge-caches its JWKS for 10 minutes
 	DefaultJWKSMinRefresh = time.Minute
 	DefaultJWKSTimeout    = 5 * time.Second
 )
+
+var errCrit = errors.New("crit header")
 
 // maxTokenLen bounds the work a single request can ask for; Supabase JWTs are about 1 KiB.
 const maxTokenLen = 16 << 10
@@ -136,6 +140,9 @@ type Config struct {
 	JWKSURL string
 	// Issuer, when set, must equal the JWT's iss claim (Supabase: "<SUPABASE_URL>/auth/v1").
 	Issuer string
+	// Audience must be one of the JWT's aud values; "" means DefaultAudience, Supabase's for signed-in
+	// users. A token minted for another service (another audience) is refused.
+	Audience string
 	// HTTPClient fetches the JWKS; nil means a fresh client (never http.DefaultClient).
 	HTTPClient *http.Client
 	// Now is the clock for exp/nbf and the JWKS cache; nil means time.Now.
@@ -160,6 +167,7 @@ type Authenticator struct {
 	jwks          *jwksCache
 	methods       []string
 	issuer        string
+	audience      string
 	now           func() time.Time
 	leeway        time.Duration
 }
@@ -168,9 +176,10 @@ type Authenticator struct {
 // and a service key that is really the anon or a publishable key.
 func New(cfg Config) (*Authenticator, error) {
 	a := &Authenticator{
-		issuer: cfg.Issuer,
-		now:    cfg.Now,
-		leeway: cfg.Leeway,
+		issuer:   cfg.Issuer,
+		audience: cmp.Or(cfg.Audience, DefaultAudience),
+		now:      cfg.Now,
+		leeway:   cfg.Leeway,
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -315,9 +324,14 @@ func (a *Authenticator) fromJWT(ctx context.Context, tok string) (Caller, error)
 	if len(a.methods) == 0 {
 		return Caller{}, refuse("invalid token", errors.New("no JWT verification configured"))
 	}
+	// Every JWT, a user's or a service role's, is checked the same way: signature, expiry, audience,
+	// issuer (when one is configured), nbf and iat not in the future beyond the leeway, and no crit
+	// header (RFC 7515 §4.1.11: extensions listed there must be understood, and kvsync understands none).
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(a.methods),
 		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithAudience(a.audience),
 		jwt.WithLeeway(a.leeway),
 		jwt.WithTimeFunc(a.now),
 	}
@@ -326,16 +340,34 @@ func (a *Authenticator) fromJWT(ctx context.Context, tok string) (Caller, error)
 	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.NewParser(opts...).ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCrit
+		}
 		return a.keyFor(ctx, t)
 	})
 	switch {
 	case err == nil:
+	case errors.Is(err, jwt.ErrTokenInvalidClaims) && claims["role"] == "anon":
+		// validly signed, so the anon key itself (or a token made from it): say so
+		return Caller{}, refuse("the anon key grants no access; sign in", err)
+	case errors.Is(err, errCrit):
+		return Caller{}, refuse("token has a crit header kvsync does not understand", err)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return Caller{}, refuse("token is for another audience", err)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return Caller{}, refuse("token is from another issuer", err)
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued), errors.Is(err, jwt.ErrTokenNotValidYet):
+		return Caller{}, refuse("token is not valid yet (iat or nbf in the future)", err)
 	case errors.Is(err, ErrUnavailable):
 		return Caller{}, &Error{kind: ErrUnavailable, Message: "cannot verify tokens right now", cause: err}
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return Caller{}, refuse("token expired", err)
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && claims["exp"] == nil:
 		return Caller{}, refuse("token has no expiry", err)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && claims["aud"] == nil:
+		return Caller{}, refuse("token has no audience (aud)", err)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return Caller{}, refuse("token has no issuer (iss)", err)
 	default:
 		return Caller{}, refuse("invalid token", err)
 	}

@@ -213,7 +213,7 @@ func TestServiceRoleKey(t *testing.T) {
 		}
 	}
 	// A service_role JWT that is not the configured key but is signed with the project secret.
-	minted := signHS(t, jwtSecret, jwt.MapClaims{"role": "service_role", "exp": clk.Now().Add(time.Hour).Unix()})
+	minted := signHS(t, jwtSecret, jwt.MapClaims{"role": "service_role", "aud": "authenticated", "exp": clk.Now().Add(time.Hour).Unix()})
 	wantCaller(t, a, request(bearer(minted)...), ServiceRole)
 	// A user token in Authorization wins over the service key in apikey, as on Supabase.
 	user := signHS(t, jwtSecret, userClaims(clk.Now(), nil))
@@ -495,7 +495,65 @@ func TestIssuer(t *testing.T) {
 	clk := newClock()
 	a := mustNew(t, Config{JWTSecret: jwtSecret, Issuer: "https://ref.supabase.co/auth/v1", Now: clk.Now})
 	wantCaller(t, a, request(bearer(signHS(t, jwtSecret, userClaims(clk.Now(), jwt.MapClaims{"iss": "https://ref.supabase.co/auth/v1"})))...), User)
-	wantRefused(t, a, request(bearer(signHS(t, jwtSecret, userClaims(clk.Now(), jwt.MapClaims{"iss": "https://other.supabase.co/auth/v1"})))...), "invalid token")
+	wantRefused(t, a, request(bearer(signHS(t, jwtSecret, userClaims(clk.Now(), jwt.MapClaims{"iss": "https://other.supabase.co/auth/v1"})))...), "another issuer")
+}
+
+// The checks beyond the signature (DESIGN.md §4), each on a token that is validly signed with the
+// project secret and would otherwise be accepted: the control token is.
+func TestJWTClaimsAndHeaderChecks(t *testing.T) {
+	clk := newClock()
+	const iss = "https://ref.supabase.co/auth/v1"
+	a := mustNew(t, Config{JWTSecret: jwtSecret, Issuer: iss, Now: clk.Now})
+	now := clk.Now()
+	good := jwt.MapClaims{"iss": iss}
+	wantCaller(t, a, request(bearer(signHS(t, jwtSecret, userClaims(now, good)))...), User) // control
+	with := func(extra jwt.MapClaims) string {
+		c := userClaims(now, good)
+		for k, v := range extra {
+			c[k] = v
+		}
+		return signHS(t, jwtSecret, c)
+	}
+	wantRefused(t, a, request(bearer(with(jwt.MapClaims{"aud": "someone-else"}))...), "another audience")
+	noAud := userClaims(now, good)
+	delete(noAud, "aud")
+	wantRefused(t, a, request(bearer(signHS(t, jwtSecret, noAud))...), "audience")
+	wantRefused(t, a, request(bearer(with(jwt.MapClaims{"iss": "https://evil.example.com/auth/v1"}))...), "another issuer")
+	noIss := userClaims(now, nil)
+	wantRefused(t, a, request(bearer(signHS(t, jwtSecret, noIss))...), "issuer")
+	wantRefused(t, a, request(bearer(with(jwt.MapClaims{"iat": now.Add(365 * 24 * time.Hour).Unix()}))...), "not valid yet")
+	wantRefused(t, a, request(bearer(with(jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()}))...), "not valid yet")
+	// within the leeway, a clock a little ahead is tolerated
+	wantCaller(t, a, request(bearer(with(jwt.MapClaims{"iat": now.Add(DefaultLeeway / 2).Unix(), "nbf": now.Add(DefaultLeeway / 2).Unix()}))...), User)
+	// an aud list that includes ours is fine
+	wantCaller(t, a, request(bearer(with(jwt.MapClaims{"aud": []string{"other", "authenticated"}}))...), User)
+
+	critTok := jwt.NewWithClaims(jwt.SigningMethodHS256, userClaims(now, good))
+	critTok.Header["crit"] = []string{"exp-ext"}
+	critTok.Header["exp-ext"] = true
+	signed, err := critTok.SignedString([]byte(jwtSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRefused(t, a, request(bearer(signed)...), "crit")
+
+	// a service-role JWT is checked the same way
+	svc := func(extra jwt.MapClaims) string {
+		c := jwt.MapClaims{"role": "service_role", "iss": iss, "aud": "authenticated", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix()}
+		for k, v := range extra {
+			c[k] = v
+		}
+		return signHS(t, jwtSecret, c)
+	}
+	wantCaller(t, a, request(bearer(svc(nil))...), ServiceRole)
+	wantRefused(t, a, request(bearer(svc(jwt.MapClaims{"aud": "someone-else"}))...), "another audience")
+	wantRefused(t, a, request(bearer(svc(jwt.MapClaims{"iss": "supabase"}))...), "another issuer")
+	wantRefused(t, a, request(bearer(svc(jwt.MapClaims{"iat": now.Add(24 * time.Hour).Unix()}))...), "not valid yet")
+
+	// the audience is configurable
+	b := mustNew(t, Config{JWTSecret: jwtSecret, Issuer: iss, Audience: "erp", Now: clk.Now})
+	wantRefused(t, b, request(bearer(signHS(t, jwtSecret, userClaims(now, good)))...), "another audience")
+	wantCaller(t, b, request(bearer(with(jwt.MapClaims{"aud": "erp"}))...), User)
 }
 
 func TestUnknownRoleAndMissingSub(t *testing.T) {

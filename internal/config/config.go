@@ -5,6 +5,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,6 +90,11 @@ type Config struct {
 	// JWKSURL is SUPABASE_JWKS_URL, for ES256/RS256 user tokens; defaults to
 	// SUPABASE_URL + "/auth/v1/.well-known/jwks.json" when SUPABASE_URL is set.
 	JWKSURL string
+	// JWTIssuer is SUPABASE_JWT_ISSUER, the iss every JWT must carry; defaults to SUPABASE_URL +
+	// "/auth/v1" (what Supabase Auth writes) when SUPABASE_URL is set, else no issuer is required.
+	JWTIssuer string
+	// JWTAudience is SUPABASE_JWT_AUDIENCE, an aud every JWT must carry; default "authenticated".
+	JWTAudience string
 	// CronSecret is KIOTVIET_CRON_SECRET, the dedicated secret pg_cron sends the dispatcher.
 	CronSecret Secret
 	// EncryptionKey is the legacy KIOTVIET_ENCRYPTION_KEY (base64 of 32 bytes).
@@ -185,6 +191,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.JWKSURL = l.get("SUPABASE_JWKS_URL")
 	l.httpURL("SUPABASE_JWKS_URL", c.JWKSURL, false)
+	c.JWTIssuer = l.get("SUPABASE_JWT_ISSUER")
+	if c.JWTIssuer == "" && c.SupabaseURL != "" && supabaseURLOK {
+		c.JWTIssuer = c.SupabaseURL + "/auth/v1"
+	}
+	c.JWTAudience = cmp.Or(l.get("SUPABASE_JWT_AUDIENCE"), auth.DefaultAudience)
 	if c.JWKSURL == "" && c.SupabaseURL != "" && supabaseURLOK {
 		c.JWKSURL = c.SupabaseURL + "/auth/v1/.well-known/jwks.json"
 	}
@@ -376,6 +387,8 @@ func (c Config) Auth(client *http.Client, now func() time.Time) auth.Config {
 		CronSecret: c.CronSecret.Reveal(),
 		JWTSecret:  c.JWTSecret.Reveal(),
 		JWKSURL:    c.JWKSURL,
+		Issuer:     c.JWTIssuer,
+		Audience:   c.JWTAudience,
 		HTTPClient: client,
 		Now:        now,
 	}
@@ -427,6 +440,8 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("service_role_key", set(c.ServiceRoleKey)),
 		slog.String("jwt_secret", set(c.JWTSecret)),
 		slog.String("jwks_url", c.JWKSURL),
+		slog.String("jwt_issuer", c.JWTIssuer),
+		slog.String("jwt_audience", c.JWTAudience),
 		slog.String("cron_secret", set(c.CronSecret)),
 		slog.String("encryption_keys", keys),
 		slog.String("token_url", c.TokenURL),

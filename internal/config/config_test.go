@@ -116,6 +116,18 @@ func TestDatabaseURLSources(t *testing.T) {
 	if c.SupabaseURL != "https://abc.supabase.co" || c.JWKSURL != "https://abc.supabase.co/auth/v1/.well-known/jwks.json" {
 		t.Fatalf("SupabaseURL %q, derived JWKSURL %q", c.SupabaseURL, c.JWKSURL)
 	}
+	// JWTs must come from the project's own Auth, for the ERP's users
+	if c.JWTIssuer != "https://abc.supabase.co/auth/v1" || c.JWTAudience != "authenticated" {
+		t.Fatalf("derived issuer %q, audience %q", c.JWTIssuer, c.JWTAudience)
+	}
+	if a := c.Auth(nil, nil); a.Issuer != c.JWTIssuer || a.Audience != c.JWTAudience {
+		t.Fatalf("auth config issuer %q audience %q", a.Issuer, a.Audience)
+	}
+	c, err = Load(env(map[string]string{"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": sbSecret,
+		"SUPABASE_JWT_ISSUER": "https://auth.example.com", "SUPABASE_JWT_AUDIENCE": "erp"}))
+	if err != nil || c.JWTIssuer != "https://auth.example.com" || c.JWTAudience != "erp" {
+		t.Fatalf("explicit issuer %q, audience %q (%v)", c.JWTIssuer, c.JWTAudience, err)
+	}
 	_, err = Load(env(map[string]string{"SUPABASE_URL": "https://abc.supabase.co"}))
 	if got := vars(err); !slices.Equal(got, []string{"DATABASE_URL"}) {
 		t.Fatalf("no backend: vars %v (%v)", got, err)
