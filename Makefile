@@ -20,15 +20,24 @@ run: ## the local demo: database, migrations, fake KiotViet, kvsync serve
 test: ## Go tests, fuzz smoke run and pgTAP against the test cluster
 	scripts/test.sh
 
-lint: ## gofmt check, go vet, and the shipped binary free of the fake and the test kit
+DENO ?= tools/node_modules/.bin/deno
+TS := supabase/functions tools/invoke.ts
+
+lint: ## gofmt check, go vet, the shipped binary free of the fake and the test kit, deno fmt/lint/check of the forwarders
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@bad=$$($(GO) list -deps ./cmd/kvsync | grep -E '/internal/(kiotvietfake|synctest|bench|testdb)$$' || true); \
 	  if [ -n "$$bad" ]; then echo "cmd/kvsync must not link what only tests or measures it:"; echo "$$bad"; exit 1; fi
+	@[ -x $(DENO) ] || { echo "Deno is missing: run scripts/install-deps.sh"; exit 1; }
+	$(DENO) fmt --check --quiet $(TS)
+	$(DENO) lint --quiet $(TS)
+	$(DENO) check --quiet supabase/functions/*/index.ts supabase/functions/_tests/*.ts
+	cd tools && ./node_modules/.bin/deno check --quiet invoke.ts
 
-fmt: ## gofmt the tree
+fmt: ## gofmt the tree and deno fmt the forwarders
 	gofmt -w $$(git ls-files '*.go')
+	$(DENO) fmt --quiet $(TS)
 
 bench: ## kvsync against the earlier system's algorithm and the API floor
 	scripts/bench.sh
