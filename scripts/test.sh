@@ -5,7 +5,7 @@
 # Good neighbour: every port is chosen free, starting from a base derived from the checkout's folder
 # (scripts/ports.sh), so two checkouts on one machine can run `make test` at once; every cluster and
 # server this script starts is stopped when it ends, however it ends. KVSYNC_TEST_DB_PORT,
-# KVSYNC_ADOPT_DB_PORT, KVSYNC_CHAOS_DB_PORT and KVSYNC_RUN_CHECK_PORTS ("db kvsync fake") pin ports.
+# KVSYNC_ADOPT_DB_PORT, KVSYNC_CHAOS_DB_PORT, KVSYNC_CLI_DB_PORT and KVSYNC_RUN_CHECK_PORTS ("db kvsync fake") pin ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -59,6 +59,11 @@ done
 
 echo "== pgTAP: supabase test db's own pg_prove run (supabase/tests), which must leave the database as it was"
 scripts/test-db.sh "$TEST_DATABASE_URL"
+
+pick_port cli_port $((base + 6))
+cli_port=${KVSYNC_CLI_DB_PORT:-$cli_port}
+echo "== the Supabase CLI (scripts/supabase-cli-check.sh: db push and migration list on fresh, seed-era and ERP-history clusters of its own on $cli_port)"
+KVSYNC_CLI_DB_PORT=$cli_port scripts/supabase-cli-check.sh
 
 pick_port rc_db $((base + 2)); pick_port rc_kvsync $((base + 3)); pick_port rc_fake $((base + 4))
 if [ -n "${KVSYNC_RUN_CHECK_PORTS:-}" ]; then read -r rc_db rc_kvsync rc_fake <<<"$KVSYNC_RUN_CHECK_PORTS"; fi
