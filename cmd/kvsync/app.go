@@ -78,7 +78,7 @@ func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
 		}
 		a.store = store.New(store.PG{Pool: a.pool})
 	default:
-		pr, err := store.NewPostgREST(cfg.SupabaseURL, cfg.ServiceRoleKey.Reveal(), nil)
+		pr, err := store.NewPostgREST(cfg.SupabaseURL, cfg.ServiceKey().Reveal(), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -116,7 +116,7 @@ func (a *app) dispatcher(metrics *dispatch.Metrics) *dispatch.Dispatcher {
 	if a.cfg.SyncURL != "" {
 		secretForFanout := a.cfg.CronSecret.Reveal()
 		if secretForFanout == "" {
-			secretForFanout = a.cfg.ServiceRoleKey.Reveal()
+			secretForFanout = a.cfg.ServiceKey().Reveal()
 		}
 		runner = dispatch.FanOut{URL: a.cfg.SyncURL, Secret: secretForFanout}
 	}

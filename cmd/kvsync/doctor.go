@@ -30,7 +30,7 @@ func cmdDoctor(ctx context.Context, e env) error {
 	fs := newFlags(e, "doctor", `
 Usage: kvsync doctor
 
-Checks, with what to do for each problem: the database; the extensions pg_cron, pg_net and Vault; the
+Checks, with what to do for each problem: which kinds of Supabase keys are configured; the database; the extensions pg_cron, pg_net and Vault; the
 migrations; the cron job, its schedule and its last runs; the Vault secrets (never printed) and that the
 cron secret equals KIOTVIET_CRON_SECRET; that the dispatcher URL answers as kvsync (it sends a WRONG secret
 and expects 401, so it never starts a sync); that the encryption keys decrypt the stored credentials.
@@ -44,10 +44,12 @@ Exits non-zero when a check fails.`)
 			fmt.Fprintln(e.stdout, "\nall checks passed")
 		}
 	}()
-	if _, err := loadConfig(e); err != nil {
+	cfg, err := loadConfig(e)
+	if err != nil {
 		d.fail("configuration", err.Error(), "fix the variables named above (.env or the environment; see .env.example)")
 		return d.result()
 	}
+	d.supabaseKeys(cfg)
 	a, err := newApp(ctx, e, false)
 	if err != nil {
 		d.fail("database reachable", err.Error(), "start the database (make db-up, or supabase start) and check DATABASE_URL")
@@ -59,7 +61,7 @@ Exits non-zero when a check fails.`)
 
 	if a.pool == nil {
 		if _, err := a.store.Status(ctx); err != nil {
-			d.fail("database reachable (PostgREST)", err.Error(), "check SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, and that kvsync's migrations are applied")
+			d.fail("database reachable (PostgREST)", err.Error(), "check SUPABASE_URL and SUPABASE_SECRET_KEY (or SUPABASE_SERVICE_ROLE_KEY), and that kvsync's migrations are applied")
 			return d.result()
 		}
 		d.pass("database reachable", "through PostgREST at "+a.cfg.SupabaseURL)

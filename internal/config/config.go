@@ -83,7 +83,12 @@ type Config struct {
 	// SupabaseURL is SUPABASE_URL without a trailing slash; with ServiceRoleKey and no
 	// DatabaseURL it selects the PostgREST backend.
 	SupabaseURL string
-	// ServiceRoleKey is SUPABASE_SERVICE_ROLE_KEY: a service_role JWT or an sb_secret_ key.
+	// SecretKeys is SUPABASE_SECRET_KEY: one or more (comma-separated) of Supabase's secret API keys
+	// (sb_secret_…). Each grants service access; the first is the one kvsync itself sends (PostgREST,
+	// fan-out). Several let a key be rotated without downtime.
+	SecretKeys []Secret
+	// ServiceRoleKey is SUPABASE_SERVICE_ROLE_KEY: the legacy service_role JWT (an sb_secret_ key is
+	// accepted here too). Still accepted while Supabase keeps legacy keys enabled.
 	ServiceRoleKey Secret
 	// JWTSecret is SUPABASE_JWT_SECRET, for HS256 user tokens.
 	JWTSecret Secret
@@ -179,6 +184,21 @@ func Load(getenv func(string) string) (Config, error) {
 	// Supabase.
 	c.SupabaseURL = strings.TrimRight(l.get("SUPABASE_URL"), "/")
 	supabaseURLOK := l.httpURL("SUPABASE_URL", c.SupabaseURL, false)
+	for i, k := range strings.Split(l.get("SUPABASE_SECRET_KEY"), ",") {
+		k = strings.TrimSpace(k)
+		switch {
+		case k == "":
+			if l.get("SUPABASE_SECRET_KEY") != "" {
+				l.fail("SUPABASE_SECRET_KEY", "key %d is empty; separate keys with single commas", i+1)
+			}
+			continue
+		case strings.HasPrefix(k, "sb_publishable_"):
+			l.fail("SUPABASE_SECRET_KEY", "key %d is a publishable key (sb_publishable_…), which opens nothing; want a secret key (sb_secret_…)", i+1)
+		case !strings.HasPrefix(k, "sb_secret_"):
+			l.fail("SUPABASE_SECRET_KEY", "key %d is not a secret key (sb_secret_…); a legacy service_role JWT goes in SUPABASE_SERVICE_ROLE_KEY", i+1)
+		}
+		c.SecretKeys = append(c.SecretKeys, Secret(k))
+	}
 	c.ServiceRoleKey = Secret(l.get("SUPABASE_SERVICE_ROLE_KEY"))
 	if c.ServiceRoleKey.IsSet() {
 		if err := auth.ValidateServiceKey(c.ServiceRoleKey.Reveal()); err != nil {
@@ -199,8 +219,8 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.JWKSURL == "" && c.SupabaseURL != "" && supabaseURLOK {
 		c.JWKSURL = c.SupabaseURL + "/auth/v1/.well-known/jwks.json"
 	}
-	if c.DatabaseURLVar == "" && (c.SupabaseURL == "" || !c.ServiceRoleKey.IsSet()) {
-		l.fail("DATABASE_URL", "not set: set DATABASE_URL (or SUPABASE_DB_URL), or SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY")
+	if c.DatabaseURLVar == "" && (c.SupabaseURL == "" || !c.ServiceKey().IsSet()) {
+		l.fail("DATABASE_URL", "not set: set DATABASE_URL (or SUPABASE_DB_URL), or SUPABASE_URL with SUPABASE_SECRET_KEY (or the legacy SUPABASE_SERVICE_ROLE_KEY)")
 	}
 
 	// Secrets kvsync owns.
@@ -392,10 +412,57 @@ func (c Config) Auth(client *http.Client, now func() time.Time) auth.Config {
 		HTTPClient: client,
 		Now:        now,
 	}
+	for _, k := range c.SecretKeys {
+		cfg.ServiceKeys = append(cfg.ServiceKeys, k.Reveal())
+	}
 	if c.ServiceRoleKey.IsSet() {
-		cfg.ServiceKeys = []string{c.ServiceRoleKey.Reveal()}
+		cfg.ServiceKeys = append(cfg.ServiceKeys, c.ServiceRoleKey.Reveal())
 	}
 	return cfg
+}
+
+// ServiceKey is the key kvsync sends as a Supabase client (the PostgREST backend, fan-out without a
+// cron secret): the first SUPABASE_SECRET_KEY, else SUPABASE_SERVICE_ROLE_KEY.
+func (c Config) ServiceKey() Secret {
+	if len(c.SecretKeys) > 0 {
+		return c.SecretKeys[0]
+	}
+	return c.ServiceRoleKey
+}
+
+// KeyKind is one kind of Supabase credential kvsync is configured with, for `kvsync doctor`.
+type KeyKind struct {
+	Name   string // e.g. "secret key (sb_secret_…)"
+	Var    string // the variable it comes from
+	Legacy bool   // one of the kinds Supabase is retiring (service_role JWT, HS256 JWT secret)
+}
+
+// KeyKinds lists the Supabase credentials configured: for service access (secret keys, the legacy
+// service_role JWT) and for verifying users' tokens (the JWKS of asymmetric signing keys, the legacy
+// HS256 JWT secret).
+func (c Config) KeyKinds() []KeyKind {
+	var out []KeyKind
+	if n := len(c.SecretKeys); n > 0 {
+		name := "secret key (sb_secret_…)"
+		if n > 1 {
+			name = fmt.Sprintf("%d secret keys (sb_secret_…)", n)
+		}
+		out = append(out, KeyKind{Name: name, Var: "SUPABASE_SECRET_KEY"})
+	}
+	if c.ServiceRoleKey.IsSet() {
+		if strings.HasPrefix(c.ServiceRoleKey.Reveal(), "sb_secret_") {
+			out = append(out, KeyKind{Name: "secret key (sb_secret_…)", Var: "SUPABASE_SERVICE_ROLE_KEY"})
+		} else {
+			out = append(out, KeyKind{Name: "legacy service_role JWT", Var: "SUPABASE_SERVICE_ROLE_KEY", Legacy: true})
+		}
+	}
+	if c.JWKSURL != "" {
+		out = append(out, KeyKind{Name: "JWT signing keys (ES256/RS256, from the JWKS)", Var: "SUPABASE_JWKS_URL"})
+	}
+	if c.JWTSecret.IsSet() {
+		out = append(out, KeyKind{Name: "legacy JWT secret (HS256)", Var: "SUPABASE_JWT_SECRET", Legacy: true})
+	}
+	return out
 }
 
 // String lists the configuration for a startup log line: plain values as they are, the database
@@ -437,6 +504,7 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("database_url", db),
 		slog.String("database_url_var", c.DatabaseURLVar),
 		slog.String("supabase_url", c.SupabaseURL),
+		slog.Int("secret_keys", len(c.SecretKeys)),
 		slog.String("service_role_key", set(c.ServiceRoleKey)),
 		slog.String("jwt_secret", set(c.JWTSecret)),
 		slog.String("jwks_url", c.JWKSURL),
