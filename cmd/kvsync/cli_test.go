@@ -296,7 +296,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	b := &cliBundle{env: map[string]string{}}
 	for _, args := range [][]string{{"dispatch", "--help"}, {"sync", "--help"}, {"status", "--help"},
 		{"credentials", "--help"}, {"credentials", "add", "--help"}, {"schedule", "--help"}, {"schedule", "set", "--help"},
-		{"keys", "--help"}, {"cron", "--help"}, {"cron", "install", "--help"}, {"doctor", "--help"}} {
+		{"keys", "--help"}, {"cron", "--help"}, {"cron", "install", "--help"}, {"doctor", "--help"}, {"install", "--help"}} {
 		_, errOut, err := b.cli(t, "", args...)
 		assert.NoError(t, err, args)
 		assert.Contains(t, errOut, "Usage: kvsync", args)

@@ -65,6 +65,7 @@ func commands() map[string]command {
 		"cron":        {"install or uninstall the pg_cron job and its Vault secrets", cmdCron},
 		"doctor":      {"check the database, cron job, secrets, dispatcher and keys, and say how to fix", cmdDoctor},
 		"migrate":     {"apply supabase/migrations to the database", cmdMigrate},
+		"install":     {"migrations, Vault secrets and cron jobs, then doctor: one idempotent command", cmdInstall},
 	}
 }
 
