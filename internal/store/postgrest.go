@@ -21,8 +21,8 @@ import (
 const DefaultPostgRESTTimeout = 60 * time.Second
 
 // PostgREST calls the SQL functions through Supabase's REST gateway (POST {url}/rest/v1/rpc/{fn}) with
-// the service-role key: the backend for deployments that have only SUPABASE_URL and
-// SUPABASE_SERVICE_ROLE_KEY.
+// a secret (or service-role) key: the backend for deployments that have only SUPABASE_URL and
+// SUPABASE_SECRET_KEY (or the legacy SUPABASE_SERVICE_ROLE_KEY).
 //
 // The request goes through postgrest-go's own transport, so the wire format is exactly what
 // postgrest-go sends (apikey, Authorization: Bearer, Content-Type/Accept application/json,
@@ -46,7 +46,7 @@ func NewPostgREST(supabaseURL, serviceKey string, httpClient *http.Client) (*Pos
 	supabaseURL = strings.TrimRight(strings.TrimSpace(supabaseURL), "/")
 	serviceKey = strings.TrimSpace(serviceKey)
 	if supabaseURL == "" || serviceKey == "" {
-		return nil, errors.New("store: PostgREST needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY")
+		return nil, errors.New("store: PostgREST needs SUPABASE_URL and SUPABASE_SECRET_KEY (or SUPABASE_SERVICE_ROLE_KEY)")
 	}
 	u, err := url.Parse(supabaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
