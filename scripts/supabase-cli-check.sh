@@ -8,6 +8,10 @@
 #      history): a push from kvsync's folder is refused, as on the real project; README's path works:
 #      kvsync's migration files copied into the ERP project's supabase/migrations and pushed from there,
 #      or `kvsync migrate` alongside; both tools agree afterwards.
+#   4. `supabase db reset --db-url` on the local cluster: it drops what only the local stand-ins provide
+#      (the auth schema, pg_cron, pgTAP, plsh and with it the pg_net stand-in) and stops at the first
+#      migration, as README says; `scripts/db.sh up` then re-installs the stand-ins, `kvsync migrate`
+#      re-applies everything, and the CLI agrees.
 # make test runs it. Exits non-zero on the first disagreement.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -116,3 +120,21 @@ agree "$erp"
 "$supabase" db push --workdir "$erp" --db-url "$url" --dry-run 2>&1 | grep -q 'Remote database is up to date' \
   || fail "the ERP project's push would apply something kvsync migrate applied"
 echo "ok  the ERP project's CLI has nothing to push"
+
+echo "-- 4. supabase db reset --db-url on the local cluster (README: why not, and what to run instead)"
+fresh
+"$work/kvsync" migrate --db-url "$url" >/dev/null
+say "supabase db reset --db-url … --yes (expected to stop: the stand-ins are not Supabase's platform)"
+if "$supabase" db reset --workdir "$root" --db-url "$url" --yes >"$work/reset.log" 2>&1; then
+  cat "$work/reset.log"; fail "db reset on the local cluster succeeded: update README's section on it"
+fi
+grep -q 'required extension "plsh" is not installed' "$work/reset.log" || { cat "$work/reset.log"; fail "db reset failed for another reason"; }
+echo "ok  stopped as documented: required extension \"plsh\" is not installed"
+say "scripts/db.sh up (re-installs the stand-ins), kvsync migrate"
+url=$(scripts/db.sh up)
+"$work/kvsync" migrate --db-url "$url" | tail -n 1
+[ "$(psql -X -At "$url" -c "select count(*) from pg_extension where extname in ('pg_cron', 'pg_net', 'plsh', 'pgtap')")" = 4 ] \
+  || fail "the stand-ins did not come back"
+psql -X -At "$url" -c "select auth.uid() is null" >/dev/null || fail "auth.uid() did not come back"
+agree "$root"
+kvsync_migrate_noop
