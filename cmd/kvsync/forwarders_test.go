@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -188,16 +187,6 @@ func gzipProxy(t *testing.T, upstream string) string {
 	return srv.URL
 }
 
-// closedURL is an address where nothing listens: kvsync (or KiotViet) down.
-func closedURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return "http://" + addr
-}
-
 func TestForwardersUnderDenoThroughSupabaseJS(t *testing.T) {
 	db := testdb.Exclusive(t)
 	ctx := context.Background()
@@ -224,9 +213,9 @@ func TestForwardersUnderDenoThroughSupabaseJS(t *testing.T) {
 	// The signed-in admin exists in auth.users, as on Supabase (a saved credential references it).
 	_, err = db.Exec(ctx, `insert into auth.users (id, email) values ($1, 'forwarder-admin@shop.vn') on conflict (id) do nothing`, adminID)
 	require.NoError(t, err)
-	admin := fwdToken(t, jwt.MapClaims{"sub": adminID, "role": "authenticated",
+	admin := fwdToken(t, jwt.MapClaims{"sub": adminID, "role": "authenticated", "aud": "authenticated",
 		"app_metadata": map[string]any{"role": "admin"}})
-	user := fwdToken(t, jwt.MapClaims{"sub": "9c2e3d0f-8e62-4e4f-8e9f-2a3b4c5d6e7f", "role": "authenticated"})
+	user := fwdToken(t, jwt.MapClaims{"sub": "9c2e3d0f-8e62-4e4f-8e9f-2a3b4c5d6e7f", "role": "authenticated", "aud": "authenticated"})
 	creds := fake.Credentials()
 	syncBody := func(id, typ string) map[string]any {
 		return map[string]any{"credentialId": id, "syncType": typ, "options": map[string]any{"pageSize": 100}}

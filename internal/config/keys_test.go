@@ -156,7 +156,8 @@ func TestJWKSDefaultAndHS256(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "8b1d2c9e-7d51-4d3e-9d8e-1f2a3b4c5d6e",
-		"role": "authenticated", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(jwtSecret))
+		"role": "authenticated", "aud": "authenticated", "iss": "https://abcdefgh.supabase.co/auth/v1",
+		"exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(jwtSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
