@@ -130,7 +130,7 @@ func TestCredentialsScheduleSyncStatusDispatch(t *testing.T) {
 	assert.Contains(t, out, "success")
 	assert.Contains(t, out, "total: 1 run(s) (1 success)")
 	status = b.ok(t, "", "status")
-	assert.Regexp(t, `inventory\s+every 6h at 02:00\s+yes\s+in \S+\s+\S+ ago\s+success`, status)
+	assert.Regexp(t, `inventory\s+every 6h at 02:00\s+yes\s+in \S+ \(\S+ \S+ Asia/Ho_Chi_Minh\)\s+\S+ ago \(\S+ \S+ Asia/Ho_Chi_Minh\)\s+success`, status)
 
 	b.ok(t, "", "credentials", "deactivate", id)
 	assert.Contains(t, b.ok(t, "", "credentials", "list"), "no ")
@@ -325,4 +325,121 @@ func TestHumanTimes(t *testing.T) {
 	d, err := parseDate("2026-03-01")
 	require.NoError(t, err)
 	assert.Equal(t, "2026-02-28T17:00:00Z", d.UTC().Format(time.RFC3339), "a bare date is Vietnam time")
+}
+
+// The schedule commands, and every bad input: each error says what to do, in words (no SQL, constraint
+// or function names).
+func TestScheduleCommands(t *testing.T) {
+	b := cliSetup(t)
+	ctx := context.Background()
+	id := b.addCredential(t)
+	fails := func(want string, args ...string) {
+		t.Helper()
+		_, _, err := b.cli(t, "", args...)
+		require.Error(t, err, "kvsync %s", strings.Join(args, " "))
+		assert.Contains(t, err.Error(), want)
+		for _, raw := range []string{"kiotviet_", "constraint", "SQLSTATE", "violates", "public."} {
+			assert.NotContains(t, err.Error(), raw, "no internals in %q", err.Error())
+		}
+	}
+	sched := func() (freq string, hours *int, tod *string, tz string, enabled bool, paused *string) {
+		t.Helper()
+		require.NoError(t, b.db.QueryRow(ctx, `select frequency, custom_interval_hours, to_char(time_of_day, 'HH24:MI'), timezone,
+			enabled, paused_reason from kiotviet_sync_schedules where credential_id = $1 and sync_type = 'products_full'`, id).
+			Scan(&freq, &hours, &tod, &tz, &enabled, &paused))
+		return
+	}
+
+	out := b.ok(t, "", "schedule", "set", "--credential", id, "--type", "products_full", "--every", "daily", "--at", "03:00",
+		"--timezone", "Europe/Paris")
+	assert.Contains(t, out, "Europe/Paris", "the next run is shown in the schedule's zone, named")
+	// the issue's case: --every daily --disabled dropped an earlier --at and --timezone
+	b.ok(t, "", "schedule", "set", "--credential", id, "--type", "products_full", "--disabled")
+	freq, _, tod, tz, enabled, _ := sched()
+	assert.Equal(t, []any{"daily", "03:00", "Europe/Paris", false}, []any{freq, *tod, tz, enabled}, "set changes only the flags given")
+	b.ok(t, "", "schedule", "set", "--credential", id, "--type", "products_full", "--every", "5h")
+	freq, hours, tod, _, enabled, _ := sched()
+	assert.Equal(t, []any{"custom", 5, "03:00", false}, []any{freq, *hours, *tod, enabled}, "any period keeps the time of day")
+	b.ok(t, "", "schedule", "set", "--credential", id, "--type", "products_full", "--at", "none", "--enabled")
+	_, _, tod, _, enabled, _ = sched()
+	assert.Nil(t, tod, "--at none removes the time of day")
+	assert.True(t, enabled)
+	var sid string
+	require.NoError(t, b.db.QueryRow(ctx, `select id from kiotviet_sync_schedules where credential_id = $1`, id).Scan(&sid))
+
+	fails("between 1 and 168", "schedule", "set", "--credential", id, "--type", "products_full", "--every", "0h")
+	fails("between 1 and 168", "schedule", "set", "--credential", id, "--type", "products_full", "--every", "169h")
+	fails("use hourly, daily or a number of hours", "schedule", "set", "--credential", id, "--type", "products_full", "--every", "weekly")
+	fails("use HH:MM", "schedule", "set", "--credential", id, "--type", "products_full", "--at", "25:00")
+	fails("use an IANA name", "schedule", "set", "--credential", id, "--type", "products_full", "--timezone", "Mars/Olympus")
+	fails("nothing to change", "schedule", "set", "--credential", id, "--type", "products_full")
+	fails("add --every", "schedule", "set", "--credential", id, "--type", "inventory", "--enabled")
+	fails("not one of", "schedule", "set", "--credential", id, "--type", "stock", "--every", "daily")
+	fails("not a credential id", "schedule", "set", "--credential", "shop1", "--type", "inventory", "--every", "daily")
+	fails("no credential", "schedule", "set", "--credential", "00000000-0000-0000-0000-000000000000", "--type", "inventory", "--every", "daily")
+	fails("--enabled or --disabled, not both", "schedule", "set", "--credential", id, "--type", "products_full", "--enabled", "--disabled")
+
+	list := b.ok(t, "", "schedule", "list")
+	assert.Contains(t, list, sid)
+	assert.Regexp(t, `products_full\s+every 5h\s+on\s+\S+ \S+ Europe/Paris\s+never`, list)
+	var rows []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(b.ok(t, "", "schedule", "list", "--json")), &rows))
+	require.Len(t, rows, 1)
+
+	// run: due now; --wait runs it here
+	assert.Contains(t, b.ok(t, "", "schedule", "run", sid), "due now")
+	var due bool
+	require.NoError(t, b.db.QueryRow(ctx, `select next_run_at <= now() from kiotviet_sync_schedules where id = $1`, sid).Scan(&due))
+	assert.True(t, due)
+	out = b.ok(t, "", "schedule", "run", sid, "--wait")
+	assert.Contains(t, out, "success: 128 records")
+	var lastRun, completed time.Time
+	require.NoError(t, b.db.QueryRow(ctx, `select s.last_run_at, l.completed_at from kiotviet_sync_schedules s
+		join kiotviet_sync_logs l on l.schedule_id = s.id where s.id = $1`, sid).Scan(&lastRun, &completed))
+	assert.True(t, lastRun.Equal(completed), "the run is the schedule's last sync")
+	// while the credential syncs, --wait is refused
+	runID, err := b.storeStart(t, id)
+	require.NoError(t, err)
+	fails("already syncing", "schedule", "run", sid, "--wait")
+	_, err = b.db.Exec(ctx, `update kiotviet_sync_logs set status = 'failed', completed_at = now() where id = $1`, runID)
+	require.NoError(t, err)
+
+	// pause, resume
+	assert.Contains(t, b.ok(t, "", "schedule", "pause", sid, "--reason", "shop closed for Tết"), "paused")
+	assert.Contains(t, b.ok(t, "", "status"), "paused: shop closed for Tết")
+	assert.Contains(t, b.ok(t, "", "schedule", "list"), "paused: shop closed for Tết")
+	fails("resume it first", "schedule", "run", sid)
+	assert.Contains(t, b.ok(t, "", "schedule", "resume", sid), "1 schedule(s) resumed")
+	_, _, _, _, enabled, paused := sched()
+	assert.True(t, enabled)
+	assert.Nil(t, paused)
+	fails("is not paused", "schedule", "resume", sid)
+	fails("has no paused schedule", "schedule", "resume", "--credential", id)
+	b.ok(t, "", "schedule", "pause", sid)
+	assert.Contains(t, b.ok(t, "", "schedule", "resume", "--credential", id), "1 schedule(s) resumed")
+	b.ok(t, "", "schedule", "set", "--credential", id, "--type", "products_full", "--disabled")
+	fails("switch it on first", "schedule", "run", sid)
+
+	// delete
+	assert.Contains(t, b.ok(t, "", "schedule", "delete", sid), "deleted")
+	assert.NotContains(t, b.ok(t, "", "schedule", "list"), sid)
+	fails("no schedule", "schedule", "delete", sid)
+	fails("no schedule", "schedule", "run", sid)
+	fails("no schedule", "schedule", "pause", sid)
+	fails("no schedule", "schedule", "resume", sid)
+
+	// bad ids and subcommands
+	fails("not a schedule id", "schedule", "run", "abc")
+	fails("give the schedule's id", "schedule", "run")
+	fails("give the schedule's id", "schedule", "delete")
+	fails("give a schedule id or --credential", "schedule", "resume")
+	fails("unknown subcommand", "schedule", "frobnicate")
+	fails("say list, set, run", "schedule")
+}
+
+func (b *cliBundle) storeStart(t *testing.T, credID string) (string, error) {
+	t.Helper()
+	var id string
+	err := b.db.QueryRow(context.Background(), `select public.kiotviet_start_run($1, 'attributes', 'manual', 'other', 120)`, credID).Scan(&id)
+	return id, err
 }

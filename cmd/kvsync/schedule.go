@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -14,52 +16,123 @@ import (
 )
 
 const scheduleUsage = `
-Usage: kvsync schedule set --credential ID --type T --every hourly|daily|Nh [--at HH:MM] [--timezone TZ] [--disabled]
+Usage: kvsync schedule list [--json]
+       kvsync schedule set --credential ID --type T [--every hourly|daily|Nh] [--at HH:MM|none] [--timezone TZ] [--enabled|--disabled]
+       kvsync schedule run ID [--wait]
+       kvsync schedule pause ID [--reason TEXT]
+       kvsync schedule resume ID | --credential ID
+       kvsync schedule delete ID
 
-Creates or changes the schedule of one credential and sync type (one schedule per pair). The database
-computes the next run (one period from now, or the next --at time in --timezone) and this prints it.
---every 6h is every six hours (1-168). --at pins the runs to a time of day: daily --at 02:00 runs at
-02:00 every day; 6h --at 02:00 at 02:00, 08:00, 14:00, 20:00; 5h --at 02:00 at 02:00, 07:00, … 22:00,
-then 03:00 the next day (any period takes a time of day).`
+list shows every schedule with its id, state, next run and last sync in the schedule's own time zone.
+set creates or changes the schedule of one credential and sync type (one per shop and type), changing only
+the flags given; a new schedule needs --every. The database computes the next run and set prints it.
+--every 6h is every six hours (1-168). --at pins the runs to a time of day, for any period: daily --at
+02:00 runs at 02:00 every day; 6h --at 02:00 at 02:00, 08:00, 14:00, 20:00; 5h --at 02:00 at 02:00,
+07:00, … 22:00, then 03:00 the next day. --at none removes it.
+run makes a schedule due now (the next dispatcher tick takes it); with --wait it runs here, at once, with
+a progress line, as the scheduled run would.
+pause stops a schedule until resume; a schedule KiotViet rejected the credentials of is paused the same
+way, and resumes when the connection is saved again. resume --credential resumes all of a credential's.
+delete removes a schedule; its runs stay in the log.`
 
 func cmdSchedule(ctx context.Context, e env) error {
 	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" || e.args[0] == "help" {
 		fmt.Fprintln(e.stderr, strings.TrimSpace(scheduleUsage))
 		if len(e.args) == 0 {
-			return errors.New("schedule: say set (and see 'kvsync status' for the schedules)")
+			return errors.New("schedule: say list, set, run, pause, resume or delete (see --help)")
 		}
 		return nil
 	}
-	if e.args[0] != "set" {
-		return fmt.Errorf("schedule: unknown subcommand %q: use set ('kvsync status' lists the schedules)", e.args[0])
-	}
+	sub := e.args[0]
 	e.args = e.args[1:]
-	fs := newFlags(e, "schedule set", scheduleUsage)
-	credID := fs.String("credential", "", "credential id (see 'kvsync credentials list')")
-	syncType := fs.String("type", "", "sync type: "+strings.Join(syncTypes(), ", "))
-	everyFlag := fs.String("every", "", "hourly, daily, or Nh for every N hours (1-168)")
-	at := fs.String("at", "", "time of day HH:MM the runs are pinned to (in --timezone)")
-	tz := fs.String("timezone", "Asia/Ho_Chi_Minh", "IANA time zone of --at")
-	disabled := fs.Bool("disabled", false, "keep the schedule but do not run it")
+	switch sub {
+	case "list":
+		return scheduleList(ctx, e)
+	case "set":
+		return scheduleSet(ctx, e)
+	case "run":
+		return scheduleRun(ctx, e)
+	case "pause":
+		return schedulePause(ctx, e)
+	case "resume":
+		return scheduleResume(ctx, e)
+	case "delete":
+		return scheduleDelete(ctx, e)
+	}
+	return fmt.Errorf("schedule: unknown subcommand %q: use list, set, run, pause, resume or delete", sub)
+}
+
+var (
+	timeOfDay = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+	uuidRE    = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+)
+
+// scheduleID takes the schedule id, given first (schedule run ID --wait) or after the flags.
+func scheduleID(fs *flag.FlagSet, args []string) (string, error) {
+	var id string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return "", fmt.Errorf("schedule %s: unexpected argument %q (see --help)", fs.Name(), fs.Arg(0))
+	}
+	if id == "" {
+		return "", fmt.Errorf("schedule %s: give the schedule's id (see 'kvsync schedule list')", fs.Name())
+	}
+	if !uuidRE.MatchString(id) {
+		return "", fmt.Errorf("schedule %s: %q is not a schedule id (a UUID): see 'kvsync schedule list'", fs.Name(), id)
+	}
+	return id, nil
+}
+
+// scheduleError says what went wrong in words, and what to do: never SQL, a constraint's or a
+// function's name.
+func scheduleError(sub, id string, err error) error {
+	var se *store.Error
+	if !errors.As(err, &se) {
+		return fmt.Errorf("schedule %s: %w", sub, err)
+	}
+	msg := se.Message
+	switch {
+	case se.Constraint == "kiotviet_sync_schedules_one_per_shop":
+		return fmt.Errorf("schedule %s: %s: change that schedule instead (kvsync schedule list shows it)", sub, msg)
+	case se.Constraint == "kiotviet_sync_logs_one_running":
+		return fmt.Errorf("schedule %s: the credential is already syncing: wait for that run to end ('kvsync status'), or leave out --wait", sub)
+	case strings.Contains(se.Constraint, "custom_interval_hours"):
+		return fmt.Errorf("schedule %s: --every: the number of hours must be between 1 and 168", sub)
+	case strings.Contains(msg, "unknown time zone"):
+		return fmt.Errorf("schedule %s: --timezone: %s: use an IANA name such as Asia/Ho_Chi_Minh or Europe/Paris", sub,
+			strings.TrimPrefix(msg, "kiotviet_sync_schedules.timezone: "))
+	case se.Code == store.CodeNotFound && strings.HasPrefix(msg, "credential"):
+		return fmt.Errorf("schedule %s: no credential %s: see 'kvsync credentials list'", sub, id)
+	case se.Code == store.CodeNotFound:
+		return fmt.Errorf("schedule %s: no schedule %s: see 'kvsync schedule list'", sub, id)
+	case se.SQLState == "23503":
+		return fmt.Errorf("schedule %s: no credential %s: see 'kvsync credentials list'", sub, id)
+	case se.Code == store.CodeState && strings.Contains(msg, "paused"):
+		return fmt.Errorf("schedule %s: %s; resume it first: kvsync schedule resume %s", sub, msg, id)
+	case se.Code == store.CodeState && strings.Contains(msg, "switched off"):
+		return fmt.Errorf("schedule %s: %s: switch it on first: kvsync schedule set … --enabled", sub, msg)
+	case se.Code == store.CodeState && strings.Contains(msg, "not active"):
+		return fmt.Errorf("schedule %s: %s: save the KiotViet connection again ('kvsync credentials add')", sub, msg)
+	case se.Code == store.CodeInvalid && strings.Contains(msg, "give its frequency"):
+		return fmt.Errorf("schedule %s: %s: add --every hourly, daily or Nh", sub, msg)
+	case se.Code == store.CodeInvalid, se.Code == store.CodeState, se.Code == store.CodeConflict:
+		return fmt.Errorf("schedule %s: %s", sub, msg)
+	}
+	return fmt.Errorf("schedule %s: the database failed (%s): check it with 'kvsync doctor'", sub, msg)
+}
+
+func scheduleList(ctx context.Context, e env) error {
+	fs := newFlags(e, "list", scheduleUsage)
+	asJSON := fs.Bool("json", false, "print the rows as JSON (the kiotviet_schedule_status view)")
 	if err := parseFlags(fs, e.args); err != nil {
 		return err
-	}
-	if *credID == "" || *syncType == "" || *everyFlag == "" {
-		return errors.New("schedule set: --credential, --type and --every are required (see --help)")
-	}
-	if _, ok := syncer.SyncTypes[*syncType]; !ok {
-		return fmt.Errorf("schedule set: --type %q is not one of %s", *syncType, strings.Join(syncTypes(), ", "))
-	}
-	sc := store.Schedule{CredentialID: *credID, SyncType: *syncType, Enabled: !*disabled, Timezone: *tz}
-	var err error
-	if sc.Frequency, sc.CustomIntervalHours, err = parseEvery(*everyFlag); err != nil {
-		return fmt.Errorf("schedule set: --every: %w", err)
-	}
-	if *at != "" {
-		if !timeOfDay.MatchString(*at) {
-			return fmt.Errorf("schedule set: --at %q: use HH:MM, 24-hour (e.g. 02:00)", *at)
-		}
-		sc.TimeOfDay = at
 	}
 	a, err := newApp(ctx, e, false)
 	if err != nil {
@@ -68,44 +141,275 @@ func cmdSchedule(ctx context.Context, e env) error {
 	defer a.close()
 	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	id, err := a.store.UpsertSchedule(qctx, sc)
-	if err != nil {
-		switch store.CodeOf(err) {
-		case store.CodeInvalid:
-			return fmt.Errorf("schedule set: %w", err)
-		case store.CodeNotFound:
-			return fmt.Errorf("schedule set: no credential %s: see 'kvsync credentials list'", *credID)
-		}
-		if strings.Contains(err.Error(), "foreign key") {
-			return fmt.Errorf("schedule set: no credential %s: see 'kvsync credentials list'", *credID)
-		}
-		return fmt.Errorf("schedule set: %w", err)
-	}
 	rows, err := a.store.Status(qctx)
 	if err != nil {
-		return fmt.Errorf("schedule set: saved schedule %s, but could not read it back: %w", id, err)
+		return scheduleError("list", "", err)
 	}
-	for _, r := range rows {
-		if r.ScheduleID != id {
-			continue
+	if *asJSON {
+		if rows == nil {
+			rows = []store.ScheduleStatus{}
 		}
-		fmt.Fprintf(e.stdout, "schedule %s: %s %s for %s\n", id, r.SyncType, every(r), deref(r.RetailerName, r.CredentialID))
-		switch {
-		case !r.Enabled:
-			fmt.Fprintln(e.stdout, "disabled: it will not run until set again without --disabled")
-		case !r.CredentialActive:
-			fmt.Fprintln(e.stdout, "the credential is inactive: the schedule will not run")
-		case r.NextRunAt != nil && r.SecondsUntilNextRun != nil:
-			fmt.Fprintf(e.stdout, "next run: %s (%s)\n", r.NextRunAt.Local().Format("2006-01-02 15:04 MST"),
-				nextRunIn(time.Duration(*r.SecondsUntilNextRun)*time.Second))
-		}
+		return writeJSON(e.stdout, rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(e.stdout, "no schedules yet: add one with 'kvsync schedule set --credential ID --type products_full --every hourly'")
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "schedule %s saved\n", id)
+	tw := newTable(e.stdout, "ID", "RETAILER", "TYPE", "EVERY", "STATE", "NEXT RUN", "LAST SYNC")
+	for _, r := range rows {
+		next := deref(r.NextRunLocal, "-")
+		if !r.Enabled || !r.CredentialActive {
+			next = "-"
+		}
+		row(tw, r.ScheduleID, deref(r.RetailerName, r.CredentialID), r.SyncType, every(r), state(r), next,
+			deref(r.LastRunLocal, "never"))
+	}
+	return tw.Flush()
+}
+
+// state renders whether a schedule runs: on, off, paused: <reason>, credential inactive.
+func state(r store.ScheduleStatus) string {
+	switch {
+	case r.PausedReason != nil:
+		return "paused: " + oneLine(*r.PausedReason, 70)
+	case !r.Enabled:
+		return "off"
+	case !r.CredentialActive:
+		return "credential inactive"
+	}
+	return "on"
+}
+
+func scheduleSet(ctx context.Context, e env) error {
+	fs := newFlags(e, "set", scheduleUsage)
+	credID := fs.String("credential", "", "credential id (see 'kvsync credentials list')")
+	syncType := fs.String("type", "", "sync type: "+strings.Join(syncTypes(), ", "))
+	everyFlag := fs.String("every", "", "hourly, daily, or Nh for every N hours (1-168)")
+	at := fs.String("at", "", "time of day HH:MM the runs are pinned to (in --timezone); none removes it")
+	tz := fs.String("timezone", "", "IANA time zone of the schedule (new schedules: Asia/Ho_Chi_Minh)")
+	enabled := fs.Bool("enabled", false, "switch the schedule on")
+	disabled := fs.Bool("disabled", false, "keep the schedule but do not run it")
+	if err := parseFlags(fs, e.args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if *credID == "" || *syncType == "" {
+		return errors.New("schedule set: --credential and --type are required (see --help)")
+	}
+	if !uuidRE.MatchString(*credID) {
+		return fmt.Errorf("schedule set: --credential %q is not a credential id (a UUID): see 'kvsync credentials list'", *credID)
+	}
+	if _, ok := syncer.SyncTypes[*syncType]; !ok {
+		return fmt.Errorf("schedule set: --type %q is not one of %s", *syncType, strings.Join(syncTypes(), ", "))
+	}
+	if given["enabled"] && given["disabled"] {
+		return errors.New("schedule set: give --enabled or --disabled, not both")
+	}
+	c := store.ScheduleChange{CredentialID: *credID, SyncType: *syncType}
+	if given["every"] {
+		f, h, err := parseEvery(*everyFlag)
+		if err != nil {
+			return fmt.Errorf("schedule set: --every: %w", err)
+		}
+		c.Frequency, c.CustomIntervalHours = &f, h
+	}
+	if given["at"] {
+		switch {
+		case strings.EqualFold(*at, "none"):
+			c.ClearTimeOfDay = true
+		case timeOfDay.MatchString(*at):
+			c.TimeOfDay = at
+		default:
+			return fmt.Errorf("schedule set: --at %q: use HH:MM, 24-hour (e.g. 02:00), or none", *at)
+		}
+	}
+	if given["timezone"] {
+		if *tz == "" {
+			return errors.New("schedule set: --timezone is empty: use an IANA name such as Asia/Ho_Chi_Minh")
+		}
+		c.Timezone = tz
+	}
+	if given["enabled"] || given["disabled"] {
+		on := given["enabled"] && *enabled || given["disabled"] && !*disabled
+		c.Enabled = &on
+	}
+	if len(given) == 2 {
+		return errors.New("schedule set: nothing to change: give --every, --at, --timezone, --enabled or --disabled")
+	}
+	a, err := newApp(ctx, e, false)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	id, err := a.store.SetSchedule(qctx, c)
+	if err != nil {
+		return scheduleError("set", *credID, err)
+	}
+	r, err := findSchedule(qctx, a.store, id)
+	if err != nil {
+		fmt.Fprintf(e.stdout, "schedule %s saved\n", id)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "schedule %s: %s %s for %s\n", id, r.SyncType, every(r), deref(r.RetailerName, r.CredentialID))
+	switch {
+	case !r.Enabled:
+		fmt.Fprintf(e.stdout, "%s: it will not run until switched on (kvsync schedule set … --enabled)\n", state(r))
+	case !r.CredentialActive:
+		fmt.Fprintln(e.stdout, "the credential is inactive: the schedule will not run")
+	case r.SecondsUntilNextRun != nil:
+		fmt.Fprintf(e.stdout, "next run: %s (%s)\n", deref(r.NextRunLocal, "-"),
+			nextRunIn(time.Duration(*r.SecondsUntilNextRun)*time.Second))
+	}
 	return nil
 }
 
-var timeOfDay = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+func findSchedule(ctx context.Context, st *store.Store, id string) (store.ScheduleStatus, error) {
+	rows, err := st.Status(ctx)
+	if err != nil {
+		return store.ScheduleStatus{}, err
+	}
+	for _, r := range rows {
+		if r.ScheduleID == id {
+			return r, nil
+		}
+	}
+	return store.ScheduleStatus{}, &store.Error{Code: store.CodeNotFound, Message: "schedule " + id + " does not exist"}
+}
+
+func scheduleRun(ctx context.Context, e env) error {
+	fs := newFlags(e, "run", scheduleUsage)
+	wait := fs.Bool("wait", false, "run it here and now, with a progress line, instead of at the next tick")
+	id, err := scheduleID(fs, e.args)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, e, *wait)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if !*wait {
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := a.store.RunScheduleNow(qctx, id); err != nil {
+			return scheduleError("run", id, err)
+		}
+		fmt.Fprintf(e.stdout, "schedule %s is due now: the next dispatcher tick runs it (within 5 minutes), or use --wait\n", id)
+		return nil
+	}
+	lease := cmp.Or(time.Duration(a.cfg.LeaseSeconds)*time.Second, syncer.DefaultLease)
+	cl, err := a.store.ClaimSchedule(ctx, id, a.worker, lease)
+	if err != nil {
+		return scheduleError("run", id, err)
+	}
+	fmt.Fprintf(e.stdout, "run %s: %s for credential %s (schedule %s)\n", cl.RunID, cl.SyncType, cl.CredentialID, id)
+	res, err := runWithProgress(ctx, e, a, syncer.Request{RunID: cl.RunID, CredentialID: cl.CredentialID,
+		SyncType: cl.SyncType, Trigger: "cron"}, lease)
+	printStreams(e.stdout, res)
+	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, "failed"), thousands(res.Records), thousands(res.APICalls))
+	if res.NextRunAt != nil {
+		line += "; next run in " + human(time.Until(*res.NextRunAt))
+	}
+	fmt.Fprintln(e.stdout, line)
+	if res.Paused > 0 {
+		fmt.Fprintf(e.stdout, "KiotViet rejected the credentials: %d schedule(s) paused until the connection is saved again\n", res.Paused)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("schedule run: run %s: %w", cl.RunID, err)
+	case res.Status != "success":
+		return fmt.Errorf("schedule run: run %s ended %s: %s", cl.RunID, cmp.Or(res.Status, "failed"), cmp.Or(res.Error, "see the streams above"))
+	}
+	return nil
+}
+
+func schedulePause(ctx context.Context, e env) error {
+	fs := newFlags(e, "pause", scheduleUsage)
+	reason := fs.String("reason", "", "why, shown in status and the views (default: paused by an operator)")
+	id, err := scheduleID(fs, e.args)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, e, false)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := a.store.PauseSchedule(qctx, id, *reason); err != nil {
+		return scheduleError("pause", id, err)
+	}
+	fmt.Fprintf(e.stdout, "schedule %s paused: it will not run until 'kvsync schedule resume %s'\n", id, id)
+	return nil
+}
+
+func scheduleResume(ctx context.Context, e env) error {
+	fs := newFlags(e, "resume", scheduleUsage)
+	credID := fs.String("credential", "", "resume every paused schedule of this credential")
+	var id string
+	if len(e.args) > 0 && !strings.HasPrefix(e.args[0], "-") {
+		var err error
+		if id, err = scheduleID(fs, e.args); err != nil {
+			return err
+		}
+	} else if err := parseFlags(fs, e.args); err != nil {
+		return err
+	}
+	switch {
+	case id == "" && *credID == "":
+		return errors.New("schedule resume: give a schedule id or --credential ID (see 'kvsync schedule list')")
+	case id != "" && *credID != "":
+		return errors.New("schedule resume: give a schedule id or --credential ID, not both")
+	case *credID != "" && !uuidRE.MatchString(*credID):
+		return fmt.Errorf("schedule resume: --credential %q is not a credential id (a UUID): see 'kvsync credentials list'", *credID)
+	}
+	a, err := newApp(ctx, e, false)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, err := a.store.ResumeSchedules(qctx, *credID, id)
+	if err != nil {
+		return scheduleError("resume", cmp.Or(id, *credID), err)
+	}
+	if n == 0 {
+		if id != "" {
+			if _, err := findSchedule(qctx, a.store, id); err != nil {
+				return scheduleError("resume", id, err)
+			}
+			return fmt.Errorf("schedule resume: schedule %s is not paused (switch it on with 'kvsync schedule set … --enabled')", id)
+		}
+		return fmt.Errorf("schedule resume: credential %s has no paused schedule", *credID)
+	}
+	fmt.Fprintf(e.stdout, "%d schedule(s) resumed: due now, the next dispatcher tick runs them\n", n)
+	return nil
+}
+
+func scheduleDelete(ctx context.Context, e env) error {
+	fs := newFlags(e, "delete", scheduleUsage)
+	id, err := scheduleID(fs, e.args)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, e, false)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := a.store.DeleteSchedule(qctx, id); err != nil {
+		return scheduleError("delete", id, err)
+	}
+	fmt.Fprintf(e.stdout, "schedule %s deleted (its runs stay in the log)\n", id)
+	return nil
+}
 
 // parseEvery reads hourly, daily or Nh.
 func parseEvery(s string) (string, *int, error) {

@@ -14,9 +14,10 @@ func cmdStatus(ctx context.Context, e env) error {
 	fs := newFlags(e, "status", `
 Usage: kvsync status [--json]
 
-Shows every schedule: retailer, type, how often, when it runs next ("in 3h12m", "due", "overdue 25m"),
-its last run and status, consecutive failures, and the progress of a run in progress. Times until the
-next run come from the database's clock.`)
+Shows every schedule: retailer, type, how often, when it runs next ("in 3h12m", "due", "overdue 25m",
+"retry in 10m" for a failing schedule, "paused: <reason>"), its last sync (when the last successful run
+finished), last status and error, consecutive failures, and its own run in progress. Times are also shown
+in the schedule's time zone, which is named; times until the next run come from the database's clock.`)
 	asJSON := fs.Bool("json", false, "print the rows as JSON (the kiotviet_schedule_status view)")
 	if err := parseFlags(fs, e.args); err != nil {
 		return err
@@ -47,26 +48,39 @@ next run come from the database's clock.`)
 }
 
 func printStatus(e env, rows []store.ScheduleStatus, now time.Time) {
-	tw := newTable(e.stdout, "RETAILER", "TYPE", "EVERY", "ENABLED", "NEXT RUN", "LAST RUN", "LAST STATUS", "FAILURES", "RUNNING")
+	tw := newTable(e.stdout, "RETAILER", "TYPE", "EVERY", "ENABLED", "NEXT RUN", "LAST SYNC", "LAST STATUS", "FAILURES", "RUNNING")
 	for _, r := range rows {
 		next := "-"
 		switch {
+		case r.PausedReason != nil:
+			next = "paused: " + oneLine(*r.PausedReason, 60)
 		case !r.CredentialActive:
 			next = "never (credential inactive)"
 		case !r.Enabled:
 			next = "never (disabled)"
 		case r.SecondsUntilNextRun != nil:
 			next = nextRunIn(time.Duration(*r.SecondsUntilNextRun) * time.Second)
+			if r.NextRetryAt != nil {
+				next = "retry " + next
+			}
+			next += " (" + deref(r.NextRunLocal, "-") + ")"
 		}
 		enabled := "yes"
-		if !r.Enabled {
+		switch {
+		case r.PausedReason != nil:
+			enabled = "paused"
+		case !r.Enabled:
 			enabled = "no"
 		}
 		last := deref(r.LastStatus, "-")
 		if r.LastError != nil && *r.LastError != "" && last != "success" {
 			last += ": " + oneLine(*r.LastError, 60)
 		}
-		row(tw, deref(r.RetailerName, r.CredentialID), r.SyncType, every(r), enabled, next, ago(r.LastRunAt, now),
+		lastSync := ago(r.LastRunAt, now)
+		if r.LastRunLocal != nil {
+			lastSync += " (" + *r.LastRunLocal + ")"
+		}
+		row(tw, deref(r.RetailerName, r.CredentialID), r.SyncType, every(r), enabled, next, lastSync,
 			last, r.ConsecutiveFailures, running(r, now))
 	}
 	_ = tw.Flush()
@@ -94,6 +108,9 @@ func every(r store.ScheduleStatus) string {
 // running renders a run in progress from its heartbeat's progress: "4m: products, 12 pages, 1,200 records".
 func running(r store.ScheduleStatus, now time.Time) string {
 	if r.RunningLogID == nil {
+		if r.CredentialBusyLogID != nil {
+			return "waiting: the credential is syncing (run " + (*r.CredentialBusyLogID)[:8] + ")"
+		}
 		return "-"
 	}
 	var p struct {

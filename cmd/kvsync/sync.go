@@ -69,41 +69,7 @@ Types: `+strings.Join(syncTypes(), ", ")+`.`)
 
 	req := syncer.Request{RunID: runID, CredentialID: *credID, SyncType: *syncType, Trigger: "manual",
 		PageSize: *pageSize, DateFrom: from, Full: *full}
-	type outcome struct {
-		res syncer.Result
-		err error
-	}
-	live := isTerminal(e.stdout)
-	engine := a.engine
-	if live {
-		// The progress line reads the run's log row, which the heartbeat writes: beat every second here.
-		// Info logs would break the line; the summary below says the same.
-		engine, err = syncer.New(syncer.Config{Store: a.store, Keys: a.keys, KiotViet: a.kiotviet, Worker: a.worker,
-			Logger: newLogger(e, a.cfg, max(a.cfg.LogLevel, slog.LevelWarn)), Lease: lease, HeartbeatEvery: time.Second})
-		if err != nil {
-			return err
-		}
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		res, err := engine.Run(ctx, req)
-		done <- outcome{res, err}
-	}()
-	var out outcome
-	if live {
-		out = <-showProgress(ctx, e.stdout, a.store, runID, done)
-	} else {
-		out = <-done
-	}
-	res, runErr := out.res, out.err
-	if runErr != nil && !errors.Is(runErr, syncer.ErrLeaseLost) {
-		// The log row must not stay 'running' until its lease expires.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		if _, ferr := a.store.FinishRun(fctx, runID, store.Finish{Status: "failed", Error: runErr.Error()}); ferr == nil {
-			res.Status = "failed"
-		}
-		cancel()
-	}
+	res, runErr := runWithProgress(ctx, e, a, req, lease)
 	printStreams(e.stdout, res)
 	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, "failed"), thousands(res.Records), thousands(res.APICalls))
 	if res.NextRunAt != nil {
@@ -117,6 +83,48 @@ Types: `+strings.Join(syncTypes(), ", ")+`.`)
 		return fmt.Errorf("sync: run %s ended %s: %s", runID, cmp.Or(res.Status, "failed"), cmp.Or(res.Error, "see the streams above"))
 	}
 	return nil
+}
+
+// runWithProgress carries out a started run (req.RunID) with a progress line on a terminal, and makes sure
+// its log row does not stay 'running' when the run could not be finished.
+func runWithProgress(ctx context.Context, e env, a *app, req syncer.Request, lease time.Duration) (syncer.Result, error) {
+	type outcome struct {
+		res syncer.Result
+		err error
+	}
+	live := isTerminal(e.stdout)
+	engine := a.engine
+	if live {
+		// The progress line reads the run's log row, which the heartbeat writes: beat every second here.
+		// Info logs would break the line; the summary says the same.
+		var err error
+		engine, err = syncer.New(syncer.Config{Store: a.store, Keys: a.keys, KiotViet: a.kiotviet, Worker: a.worker,
+			Logger: newLogger(e, a.cfg, max(a.cfg.LogLevel, slog.LevelWarn)), Lease: lease, HeartbeatEvery: time.Second})
+		if err != nil {
+			return syncer.Result{}, err
+		}
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := engine.Run(ctx, req)
+		done <- outcome{res, err}
+	}()
+	var out outcome
+	if live {
+		out = <-showProgress(ctx, e.stdout, a.store, req.RunID, done)
+	} else {
+		out = <-done
+	}
+	res, runErr := out.res, out.err
+	if runErr != nil && !errors.Is(runErr, syncer.ErrLeaseLost) {
+		// The log row must not stay 'running' until its lease expires.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if _, ferr := a.store.FinishRun(fctx, req.RunID, store.Finish{Status: "failed", Error: runErr.Error()}); ferr == nil {
+			res.Status = "failed"
+		}
+		cancel()
+	}
+	return res, runErr
 }
 
 // showProgress redraws one line from the run's log row (stream, pages, records, published by the

@@ -62,6 +62,15 @@ func (e *APIError) Is(target error) bool {
 	return false
 }
 
+// CredentialsRejected reports whether err carries KiotViet's token endpoint refusing the client id or
+// secret (any 4xx but 408 and 429: the shop owner regenerated the secret, API access was removed). That
+// failure is permanent: retrying will not fix it, saving the connection again will. A timeout, a 5xx, a
+// rate limit or a 401 on a data endpoint is not this.
+func CredentialsRejected(err error) bool {
+	var api *APIError
+	return errors.As(err, &api) && api.authFailure
+}
+
 // unauthorized reports a reply that a fresh token might fix.
 func (e *APIError) unauthorized() bool {
 	return e.authFailure || e.Status == 401 || (e.Status >= 400 && e.Status < 500 && strings.EqualFold(e.Code, "TokenException"))

@@ -367,6 +367,84 @@ type Schedule struct {
 	Timezone                          string
 }
 
+// ScheduleChange changes a schedule (kiotviet_set_schedule): nil fields keep their value; a new schedule
+// needs Frequency. ClearTimeOfDay removes a time of day.
+type ScheduleChange struct {
+	CredentialID, SyncType string
+	Frequency              *string
+	CustomIntervalHours    *int
+	Enabled                *bool
+	TimeOfDay              *string // "HH:MM", local to the schedule's zone
+	ClearTimeOfDay         bool
+	Timezone               *string
+}
+
+// SetSchedule creates or changes a schedule, changing only what is given; it returns its id.
+func (s *Store) SetSchedule(ctx context.Context, c ScheduleChange) (string, error) {
+	var id string
+	err := s.call(ctx, "kiotviet_set_schedule", &id, false, Arg{"p_credential_id", c.CredentialID},
+		Arg{"p_sync_type", c.SyncType}, Arg{"p_frequency", c.Frequency}, Arg{"p_custom_interval_hours", c.CustomIntervalHours},
+		Arg{"p_enabled", c.Enabled}, Arg{"p_time_of_day", c.TimeOfDay}, Arg{"p_clear_time_of_day", c.ClearTimeOfDay},
+		Arg{"p_timezone", c.Timezone})
+	return id, err
+}
+
+// RunScheduleNow makes a schedule due now (kiotviet_run_schedule_now).
+func (s *Store) RunScheduleNow(ctx context.Context, scheduleID string) error {
+	var at *time.Time
+	return s.call(ctx, "kiotviet_run_schedule_now", &at, false, Arg{"p_schedule_id", scheduleID})
+}
+
+// ClaimSchedule claims one schedule for this worker now (kiotviet_claim_schedule).
+func (s *Store) ClaimSchedule(ctx context.Context, scheduleID, worker string, lease time.Duration) (Claim, error) {
+	var out []Claim
+	err := s.call(ctx, "kiotviet_claim_schedule", &out, true, Arg{"p_schedule_id", scheduleID}, Arg{"p_worker", worker},
+		Arg{"p_lease_seconds", leaseSeconds(lease)})
+	if err == nil && len(out) != 1 {
+		err = &Error{Func: "kiotviet_claim_schedule", Code: CodeInternal, Message: "claimed nothing"}
+	}
+	if err != nil {
+		return Claim{}, err
+	}
+	return out[0], nil
+}
+
+// PauseSchedule pauses one schedule with a reason (kiotviet_pause_schedule).
+func (s *Store) PauseSchedule(ctx context.Context, scheduleID, reason string) error {
+	var ok bool
+	return s.call(ctx, "kiotviet_pause_schedule", &ok, false, Arg{"p_schedule_id", scheduleID}, Arg{"p_reason", nullable(reason)})
+}
+
+// DeleteSchedule deletes one schedule (kiotviet_delete_schedule); its runs stay in the log.
+func (s *Store) DeleteSchedule(ctx context.Context, scheduleID string) error {
+	var ok bool
+	return s.call(ctx, "kiotviet_delete_schedule", &ok, false, Arg{"p_schedule_id", scheduleID})
+}
+
+// PauseSchedules pauses every enabled schedule of a credential with the reason (kiotviet_pause_schedules);
+// it returns how many it paused.
+func (s *Store) PauseSchedules(ctx context.Context, credentialID, reason string) (int, error) {
+	var n int
+	err := s.call(ctx, "kiotviet_pause_schedules", &n, false, Arg{"p_credential_id", credentialID}, Arg{"p_reason", reason})
+	return n, err
+}
+
+// ResumeSchedules resumes paused schedules: one (scheduleID) or all of a credential (credentialID); the
+// other may be empty. It returns how many it resumed; they are due at once.
+func (s *Store) ResumeSchedules(ctx context.Context, credentialID, scheduleID string) (int, error) {
+	var n int
+	err := s.call(ctx, "kiotviet_resume_schedules", &n, false, Arg{"p_credential_id", nullable(credentialID)},
+		Arg{"p_schedule_id", nullable(scheduleID)})
+	return n, err
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 // UpsertSchedule creates or changes a schedule; the database computes its next run.
 func (s *Store) UpsertSchedule(ctx context.Context, sc Schedule) (string, error) {
 	var id string
@@ -447,6 +525,13 @@ type ScheduleStatus struct {
 	RunningLogID        *string         `json:"running_log_id"`
 	RunningStartedAt    *time.Time      `json:"running_started_at"`
 	RunningProgress     json.RawMessage `json:"running_progress"`
+	PausedReason        *string         `json:"paused_reason"`
+	PausedAt            *time.Time      `json:"paused_at"`
+	LastSlotAt          *time.Time      `json:"last_slot_at"`
+	NextRetryAt         *time.Time      `json:"next_retry_at"`
+	CredentialBusyLogID *string         `json:"credential_busy_log_id"` // a run of another schedule holds the credential
+	NextRunLocal        *string         `json:"next_run_local"`         // "2026-12-03 02:00 Asia/Ho_Chi_Minh"
+	LastRunLocal        *string         `json:"last_run_local"`
 }
 
 // Status lists every schedule with its state (kiotviet_status).

@@ -135,6 +135,23 @@ type Result struct {
 	APICalls  int64                   `json:"apiCalls"`
 	Error     string                  `json:"error,omitempty"`
 	NextRunAt *time.Time              `json:"nextRunAt,omitempty"`
+	// Paused counts the credential's schedules this run paused because KiotViet rejected its client id
+	// or secret (a permanent failure; see PauseReason).
+	Paused int `json:"paused,omitempty"`
+}
+
+// PauseReason is what a credential's schedules show when KiotViet rejected its client id or secret.
+func PauseReason(err error) string {
+	var api *kiotviet.APIError
+	detail := ""
+	if errors.As(err, &api) {
+		detail = fmt.Sprintf(" (status %d", api.Status)
+		if api.Code != "" {
+			detail += " " + api.Code
+		}
+		detail += ")"
+	}
+	return "KiotViet rejected the client id or secret" + detail + ": save the connection again (ERP settings, or kvsync credentials add)"
 }
 
 // ErrLeaseLost means the run's lease was taken away (the run was rescued as dead); nothing more was
@@ -237,6 +254,16 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 		return res, fmt.Errorf("finish run %s: %w", runID, err)
 	}
 	res.NextRunAt = next
+	if res.Status != "success" && kiotviet.CredentialsRejected(firstErr) {
+		// retrying every period will not help: stop the credential's schedules until it is saved again
+		n, err := e.cfg.Store.PauseSchedules(fctx, req.CredentialID, PauseReason(firstErr))
+		if err != nil {
+			log.Error("could not pause the schedules of a rejected credential", "err", err)
+		} else {
+			res.Paused = n
+			log.Warn("KiotViet rejected the credential: its schedules are paused", "schedules", n)
+		}
+	}
 	log.Info("sync finished", "status", res.Status, "records", res.Records, "api_calls", res.APICalls)
 	return res, nil
 }

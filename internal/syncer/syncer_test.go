@@ -308,3 +308,60 @@ func TestIncrementalPassDisturbedMidwayMissesNothing(t *testing.T) {
 	assert.Equal(t, "incremental", res.Streams["products"].Mode)
 	b.equal(t, false)
 }
+
+// KiotViet refusing the client secret is permanent: the run fails and the credential's schedules pause
+// with the reason; a 5xx from the token endpoint is not, and pauses nothing. Saving the connection again
+// resumes them.
+func TestRejectedCredentialPausesItsSchedulesUntilSavedAgain(t *testing.T) {
+	b := setup(t, 20)
+	ctx := context.Background()
+	paused := func() (n int, reason string) {
+		t.Helper()
+		require.NoError(t, b.db.QueryRow(ctx, `select count(*)::int, coalesce(max(paused_reason), '')
+			from kiotviet_sync_schedules where not enabled and paused_reason is not null`).Scan(&n, &reason))
+		return n, reason
+	}
+	good := b.fake.Credentials()
+	bad := good
+	bad.ClientSecret = "regenerated-by-the-shop-owner"
+	var err error
+	b.credID, err = synctest.SaveCredential(ctx, b.store, b.keys, bad)
+	require.NoError(t, err)
+	for _, st := range []string{"products_full", "attributes"} {
+		_, err := b.store.UpsertSchedule(ctx, store.Schedule{CredentialID: b.credID, SyncType: st, Frequency: "hourly", Enabled: true})
+		require.NoError(t, err)
+	}
+
+	b.fake.SetFaults(kiotvietfake.Faults{TokenFailNext: 50}) // the token endpoint answers 503
+	res := b.sync(t, "products_full", false)
+	assert.Equal(t, "failed", res.Status)
+	assert.Contains(t, res.Error, "503")
+	assert.Zero(t, res.Paused, "a 5xx is not a rejection")
+	n, _ := paused()
+	assert.Zero(t, n, "KiotViet being down pauses nothing")
+	b.fake.SetFaults(kiotvietfake.Faults{})
+
+	res = b.sync(t, "products_full", false)
+	assert.Equal(t, "failed", res.Status)
+	assert.Equal(t, 2, res.Paused)
+	n, reason := paused()
+	assert.Equal(t, 2, n, "both schedules of the rejected credential are paused")
+	assert.Contains(t, reason, "KiotViet rejected the client id or secret (status 400 invalid_client)")
+	assert.NotContains(t, reason, bad.ClientSecret)
+	_, err = b.db.Exec(ctx, `update kiotviet_sync_schedules set next_run_at = now() - interval '1 minute'`)
+	require.NoError(t, err)
+	var claimed int
+	require.NoError(t, b.db.QueryRow(ctx, `select count(*)::int from kiotviet_claim_due('test', 10)`).Scan(&claimed))
+	assert.Zero(t, claimed, "a paused schedule is not claimed")
+
+	b.credID, err = synctest.SaveCredential(ctx, b.store, b.keys, good)
+	require.NoError(t, err)
+	n, _ = paused()
+	assert.Zero(t, n, "saving the connection again resumes the schedules")
+	var enabled int
+	require.NoError(t, b.db.QueryRow(ctx, `select count(*)::int from kiotviet_sync_schedules where enabled and credential_id = $1
+		and next_run_at <= now()`, b.credID).Scan(&enabled))
+	assert.Equal(t, 2, enabled, "on the new credential, due at once")
+	res = b.sync(t, "products_full", false)
+	require.Equal(t, "success", res.Status, res.Error)
+}

@@ -1,6 +1,6 @@
 -- Monitoring views (20261130000600_monitoring.sql): what they say, and who may see it.
 begin;
-select plan(24);
+select plan(28);
 
 -- A shop with three schedules, a shop whose credential is off, and a run in progress.
 insert into public.kiotviet_credentials (id, retailer_name, client_id, encrypted_token, is_active) values
@@ -76,9 +76,20 @@ select results_eq($$select retailer_name, last_status, last_error, consecutive_f
   $$values ('mon-shop'::text, 'failed'::text, 'KiotViet 503'::text, 2)$$,
   'the status shows the shop, the last outcome, its error and the failure count');
 select results_eq($$select running_worker, running_trigger, running_progress, running_started_at from public.kiotviet_schedule_status
-                    where schedule_id = '50000000-0000-0000-0000-0000000000d1'$$,
+                    where schedule_id = '50000000-0000-0000-0000-0000000000d2'$$,
   $$values ('worker-7'::text, 'manual'::text, '{"stream":"attributes","page":3}'::jsonb, now() - interval '2 minutes')$$,
-  'the status shows the credential''s running run: worker, trigger, progress, started_at');
+  'a manual run shows on the row of its own schedule (same credential and sync type): worker, trigger, progress, started_at');
+select results_eq($$select running_log_id is null, credential_busy_log_id is not null from public.kiotviet_schedule_status
+                    where schedule_id = '50000000-0000-0000-0000-0000000000d1'$$,
+  $$values (true, true)$$,
+  'another schedule of the credential shows no run of its own, and that the credential is busy');
+select is((select next_retry_at from public.kiotviet_schedule_status where schedule_id = '50000000-0000-0000-0000-0000000000d1'),
+  now() - interval '10 minutes', 'a failing schedule shows its next retry');
+select is((select next_retry_at from public.kiotviet_schedule_status where schedule_id = '50000000-0000-0000-0000-0000000000d2'),
+  null, 'a healthy schedule shows no retry');
+select is((select next_run_local from public.kiotviet_schedule_status where schedule_id = '50000000-0000-0000-0000-0000000000d2'),
+  to_char((now() + interval '1 hour') at time zone 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD HH24:MI') || ' Asia/Ho_Chi_Minh',
+  'times in the schedule''s zone, the zone named');
 select is((select running_log_id from public.kiotviet_schedule_status where schedule_id = '50000000-0000-0000-0000-0000000000d4'), null,
   'a credential with no run in progress shows none');
 
