@@ -31,7 +31,7 @@ Types: `+strings.Join(syncTypes(), ", ")+`.`)
 	credID := fs.String("credential", "", "credential id (see 'kvsync credentials list')")
 	syncType := fs.String("type", "products_full", "what to sync")
 	full := fs.Bool("full", false, "a full reconcile: read everything and delete what KiotViet no longer has")
-	pageSize := fs.Int("page-size", 0, "items per KiotViet page, 1-100 (default 100)")
+	pageSize := fs.Int("page-size", 0, "items per KiotViet page, 50-100 (default 100)")
 	dateFrom := fs.String("date-from", "", "incremental from this time instead of the cursor: 2006-01-02, 2006-01-02T15:04 (Vietnam time) or RFC 3339")
 	if err := parseFlags(fs, e.args); err != nil {
 		return err
@@ -42,8 +42,8 @@ Types: `+strings.Join(syncTypes(), ", ")+`.`)
 	if _, ok := syncer.SyncTypes[*syncType]; !ok {
 		return fmt.Errorf("sync: --type %q is not one of %s", *syncType, strings.Join(syncTypes(), ", "))
 	}
-	if *pageSize < 0 || *pageSize > kiotviet.MaxPageSize {
-		return fmt.Errorf("sync: --page-size must be between 1 and %d", kiotviet.MaxPageSize)
+	if !kiotviet.PageSizeOK(*pageSize) {
+		return fmt.Errorf("sync: --page-size must be a whole number from %d to %d", kiotviet.MinPageSize, kiotviet.MaxPageSize)
 	}
 	var from time.Time
 	if *dateFrom != "" {

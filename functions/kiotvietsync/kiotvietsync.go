@@ -68,6 +68,15 @@ func Authorize(ctx context.Context, a Authenticator, admins Admins, r *http.Requ
 	return c, nil
 }
 
+// decodeSync reads and checks a kiotviet-sync body (the decoding FuzzDecodeSync exercises).
+func decodeSync(w http.ResponseWriter, r *http.Request, caller auth.Caller) (syncer.Request, error) {
+	var q wire.SyncRequest
+	if err := httpx.Decode(w, r, &q); err != nil {
+		return syncer.Request{}, err
+	}
+	return toSync(q, caller)
+}
+
 // toSync checks a request body and makes it an engine request; every problem names the field.
 func toSync(q wire.SyncRequest, caller auth.Caller) (syncer.Request, error) {
 	req := syncer.Request{CredentialID: strings.TrimSpace(q.CredentialID), SyncType: strings.TrimSpace(q.SyncType),
@@ -87,8 +96,9 @@ func toSync(q wire.SyncRequest, caller auth.Caller) (syncer.Request, error) {
 		return req, httpx.Errorf(http.StatusBadRequest, "syncType must be one of categories, products, inventory, products_full, attributes, all")
 	}
 	if q.Options.PageSize != nil {
-		if *q.Options.PageSize < 1 || *q.Options.PageSize > kiotviet.MaxPageSize {
-			return req, httpx.Errorf(http.StatusBadRequest, "options.pageSize must be between 1 and %d", kiotviet.MaxPageSize)
+		if *q.Options.PageSize == 0 || !kiotviet.PageSizeOK(*q.Options.PageSize) {
+			return req, httpx.Errorf(http.StatusBadRequest, "options.pageSize must be a whole number from %d to %d",
+				kiotviet.MinPageSize, kiotviet.MaxPageSize)
 		}
 		req.PageSize = *q.Options.PageSize
 	}
@@ -142,12 +152,7 @@ func Handler(d Deps) http.Handler {
 			httpx.WriteError(w, r, log, err)
 			return
 		}
-		var q wire.SyncRequest
-		if err := httpx.Decode(w, r, &q); err != nil {
-			httpx.WriteError(w, r, log, err)
-			return
-		}
-		req, err := toSync(q, caller)
+		req, err := decodeSync(w, r, caller)
 		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return

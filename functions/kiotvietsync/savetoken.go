@@ -22,6 +22,24 @@ type SaveTokenDeps struct {
 	Logger  *slog.Logger
 }
 
+// decodeSaveToken reads and checks a save-kiotviet-token body (the decoding FuzzDecodeSaveToken exercises).
+func decodeSaveToken(w http.ResponseWriter, r *http.Request) (syncer.Connection, error) {
+	var q struct {
+		RetailerName string `json:"retailerName"`
+		ClientID     string `json:"clientId"`
+		ClientSecret string `json:"clientSecret"`
+	}
+	if err := httpx.Decode(w, r, &q); err != nil {
+		return syncer.Connection{}, err
+	}
+	for _, f := range []struct{ name, v string }{{"retailerName", q.RetailerName}, {"clientId", q.ClientID}, {"clientSecret", q.ClientSecret}} {
+		if strings.TrimSpace(f.v) == "" {
+			return syncer.Connection{}, httpx.Errorf(http.StatusBadRequest, "%s is required", f.name)
+		}
+	}
+	return syncer.Connection{Retailer: q.RetailerName, ClientID: q.ClientID, ClientSecret: q.ClientSecret}, nil
+}
+
 // SaveTokenHandler serves POST /functions/v1/save-kiotviet-token: an admin user's JWT only, with
 // {retailerName, clientId, clientSecret}. Saving decides whose shop fills the tables (the owner's older
 // credentials are deactivated and their schedules move to the new one), so the cron secret, which pg_net
@@ -48,23 +66,13 @@ func SaveTokenHandler(d SaveTokenDeps) http.Handler {
 				"save-kiotviet-token takes a signed-in admin's token only; the cron secret and service keys may start syncs but never replace a shop's KiotViet connection"))
 			return
 		}
-		var q struct {
-			RetailerName string `json:"retailerName"`
-			ClientID     string `json:"clientId"`
-			ClientSecret string `json:"clientSecret"`
-		}
-		if err := httpx.Decode(w, r, &q); err != nil {
+		conn, err := decodeSaveToken(w, r)
+		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return
 		}
-		for _, f := range []struct{ name, v string }{{"retailerName", q.RetailerName}, {"clientId", q.ClientID}, {"clientSecret", q.ClientSecret}} {
-			if strings.TrimSpace(f.v) == "" {
-				httpx.WriteError(w, r, log, httpx.Errorf(http.StatusBadRequest, "%s is required", f.name))
-				return
-			}
-		}
 		uid := caller.UserID
-		conn := syncer.Connection{Retailer: q.RetailerName, ClientID: q.ClientID, ClientSecret: q.ClientSecret, UserID: &uid}
+		conn.UserID = &uid
 		id, err := d.Connect(context.WithoutCancel(r.Context()), conn)
 		switch {
 		case errors.Is(err, syncer.ErrRejected):

@@ -52,18 +52,10 @@ func Handler(d Ticker, a Authenticator, log *slog.Logger) http.Handler {
 			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusForbidden, "only the cron secret or the service role may dispatch"))
 			return
 		}
-		var q wire.DispatchRequest
-		if err := httpx.Decode(w, r, &q); err != nil {
+		q, limit, err := decodeDispatch(w, r)
+		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return
-		}
-		limit := 0
-		if q.Limit != nil {
-			if *q.Limit < 1 || *q.Limit > 1000 {
-				httpx.WriteError(w, r, log, httpx.Errorf(http.StatusBadRequest, "limit must be between 1 and 1000"))
-				return
-			}
-			limit = *q.Limit
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
 		tick, err := d.Tick(ctx, limit)
@@ -106,4 +98,20 @@ func Handler(d Ticker, a Authenticator, log *slog.Logger) http.Handler {
 		httpx.JSON(w, http.StatusOK, wire.DispatchDone{Success: errs == 0, Ran: len(results) - errs, Errors: errs,
 			Total: len(tick.Claimed), Runs: runs})
 	})
+}
+
+// decodeDispatch reads and checks a dispatch body (the decoding FuzzDecodeDispatch exercises); limit 0
+// means the pool's free slots.
+func decodeDispatch(w http.ResponseWriter, r *http.Request) (wire.DispatchRequest, int, error) {
+	var q wire.DispatchRequest
+	if err := httpx.Decode(w, r, &q); err != nil {
+		return q, 0, err
+	}
+	if q.Limit == nil {
+		return q, 0, nil
+	}
+	if *q.Limit < 1 || *q.Limit > 1000 {
+		return q, 0, httpx.Errorf(http.StatusBadRequest, "limit must be a whole number from 1 to 1000")
+	}
+	return q, *q.Limit, nil
 }

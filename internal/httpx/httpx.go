@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -127,7 +128,10 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return Errorf(http.StatusBadRequest, "%s must be a %s", te.Field, te.Type.String())
+			if te.Field == "" {
+				return Errorf(http.StatusBadRequest, "the request body must be a JSON object")
+			}
+			return Errorf(http.StatusBadRequest, "%s must be %s", te.Field, inWords(te.Type))
 		}
 		return Errorf(http.StatusBadRequest, "request body is not valid JSON")
 	}
@@ -172,4 +176,28 @@ func CORS(origins []string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// inWords names what a JSON value of type t must be in words a caller understands, never a Go type
+// ("options.pageSize must be a whole number", not "must be a int").
+func inWords(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "a different kind of value"
 }

@@ -43,6 +43,10 @@ const (
 	DefaultTokenRefreshMargin = 5 * time.Minute
 	// MaxPageSize is KiotViet's documented maximum pageSize.
 	MaxPageSize = 100
+	// MinPageSize is the smallest pageSize a caller may ask for: every page is one call from the
+	// shop's hourly budget, so a tiny page (pageSize 1: 322 calls for 300 products instead of 4) would
+	// spend it for nothing. 50 at most doubles the calls of a full pass.
+	MinPageSize = 50
 )
 
 // Config holds what every request needs. The zero value of each field means
@@ -156,3 +160,7 @@ func SleepContext(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// PageSizeOK is the one rule for a page size a caller asks for: 0 (the default, MaxPageSize) or a
+// whole number from MinPageSize to MaxPageSize.
+func PageSizeOK(n int) bool { return n == 0 || (n >= MinPageSize && n <= MaxPageSize) }

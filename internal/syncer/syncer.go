@@ -167,8 +167,9 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	if !ok {
 		return Result{}, &store.Error{Func: "sync", Code: store.CodeInvalid, Message: "syncType must be one of categories, products, inventory, products_full, attributes, all"}
 	}
-	if req.PageSize < 0 || req.PageSize > kiotviet.MaxPageSize {
-		return Result{}, &store.Error{Func: "sync", Code: store.CodeInvalid, Message: "options.pageSize must be between 1 and 100"}
+	if !kiotviet.PageSizeOK(req.PageSize) {
+		return Result{}, &store.Error{Func: "sync", Code: store.CodeInvalid,
+			Message: fmt.Sprintf("options.pageSize must be a whole number from %d to %d", kiotviet.MinPageSize, kiotviet.MaxPageSize)}
 	}
 	log := e.cfg.Logger.With("credential", req.CredentialID, "sync_type", req.SyncType)
 	runID := req.RunID
