@@ -29,8 +29,30 @@ do $$ begin
 end $$;
 set search_path = "$user", public, extensions;
 
-grant usage on schema net to anon, authenticated, service_role;
-grant execute on all functions in schema net to anon, authenticated, service_role;
+-- pg_net is for the database itself (kiotviet_dispatch, SECURITY DEFINER) and service_role: the stand-in's
+-- helpers run shell commands as the postgres OS user, so anon and authenticated may execute nothing here.
+revoke all on schema net from public, anon, authenticated;
+revoke all on all functions in schema net from public, anon, authenticated, service_role;
+grant usage on schema net to service_role;
+grant execute on function net.http_post(text, jsonb, jsonb, jsonb, integer), net.http_get(text, jsonb, jsonb, integer)
+  to service_role;
+
+-- Sent requests keep no headers (the cron secret travels in one): once the stand-in's dispatch trigger
+-- has sent a request at commit, this one (after it, by name) deletes the row, as the real pg_net worker
+-- removes a request from its queue once sent. Queue-only mode (kvsync.net_dispatch = 'off') keeps it.
+-- Here rather than in the extension so that every existing cluster gets it on its next db.sh up.
+create or replace function net._forget_sent() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  if coalesce(nullif(current_setting('kvsync.net_dispatch', true), ''), 'async') <> 'off' then
+    delete from net.http_request_queue where id = new.id;
+  end if;
+  return null;
+end $$;
+revoke all on function net._forget_sent() from public, anon, authenticated, service_role;
+drop trigger if exists forget_sent_headers on net.http_request_queue;
+create constraint trigger forget_sent_headers after insert on net.http_request_queue
+  deferrable initially deferred for each row execute function net._forget_sent();
 grant usage on schema cron to postgres;
 
 -- Supabase's default privileges in public: a migration that forgets a REVOKE is caught here as it would be there.
