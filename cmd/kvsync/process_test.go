@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -327,4 +328,82 @@ func TestServeAnswersAtTheConnectionCap(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	postDispatch(t, base)
+}
+
+// apiCalls is how many API requests (token requests aside) the fake has served.
+func (b *procBundle) apiCalls() int64 {
+	var n int64
+	for path, c := range b.fake.Counts() {
+		if path != kiotvietfake.TokenPath {
+			n += c
+		}
+	}
+	return n
+}
+
+// postSync asks a process for a full manual sync and returns the status code and reply.
+func postSync(t *testing.T, base, credID string) (int, map[string]any) {
+	t.Helper()
+	body := fmt.Sprintf(`{"credentialId": %q, "syncType": "products_full", "options": {"full": true}}`, credID)
+	req, _ := http.NewRequest(http.MethodPost, base+"/functions/v1/kiotviet-sync", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+procCronSecret)
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return resp.StatusCode, out
+}
+
+// N replicas together never exceed a credential's API budget (DESIGN.md §8): two kvsync serve processes
+// with a budget of 50 calls an hour sync one credential in turn, by dispatch and by manual syncs, each a
+// full pass of 1,500 products (17 calls). The fake serves at most 50 API requests between them, the run
+// that finds the budget used up ends partial saying when it resumes, and what it wrote stays.
+func TestReplicasShareTheAPIBudget(t *testing.T) {
+	b := procSetup(t)
+	const budget = 50
+	b.env = []string{fmt.Sprintf("KIOTVIET_RATE_LIMIT_PER_HOUR=%d", budget)}
+	_, a := b.start(t, "--grace", "1s")
+	_, c := b.start(t, "--grace", "1s")
+	b.fake.ResetCounts()
+
+	var statuses []string
+	var lastErr string
+	dispatch := func(base string) {
+		b.makeDue(t)
+		req, _ := http.NewRequest(http.MethodPost, base+"/functions/v1/kiotviet-schedule-sync", strings.NewReader(`{"wait": true}`))
+		req.Header.Set("Authorization", "Bearer "+procCronSecret)
+		resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+		require.NoError(t, err)
+		var out struct {
+			Runs []struct {
+				Status string `json:"status"`
+				Error  string `json:"error"`
+			} `json:"runs"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		resp.Body.Close()
+		require.Len(t, out.Runs, 1)
+		statuses = append(statuses, out.Runs[0].Status)
+		lastErr = out.Runs[0].Error
+	}
+	manual := func(base string) {
+		_, out := postSync(t, base, b.credID)
+		statuses = append(statuses, fmt.Sprint(out["status"]))
+		lastErr = fmt.Sprint(out["error"])
+	}
+	dispatch(a) // the schedule's first run is a full pass
+	manual(c)
+	manual(a)
+	dispatch(c)
+	t.Logf("runs: %v; last error %q", statuses, lastErr)
+
+	assert.LessOrEqual(t, b.apiCalls(), int64(budget), "the two processes together stayed within the budget")
+	assert.Equal(t, []string{"success", "success", "partial", "partial"}, statuses)
+	assert.Regexp(t, `^API budget used up; resumes at \d\d:\d\d$`, lastErr)
+	var granted int
+	require.NoError(t, b.db.QueryRow(context.Background(),
+		`select coalesce(sum(n), 0) from kiotviet_api_grants where credential_id = $1`, b.credID).Scan(&granted))
+	assert.LessOrEqual(t, granted, budget)
+	assert.GreaterOrEqual(t, int64(granted), b.apiCalls(), "every call served was taken from the shared budget")
 }

@@ -25,6 +25,7 @@ type Client struct {
 	retailer string
 	ts       TokenSource
 	lim      *limiter
+	budget   *budgetPool // nil without Config.Budget
 
 	calls      atomic.Int64
 	mu         sync.Mutex
@@ -35,14 +36,22 @@ type Client struct {
 // ts for bearer tokens. Zero Config fields take their defaults.
 func New(cfg Config, retailer string, ts TokenSource) *Client {
 	cfg = cfg.withDefaults()
-	return &Client{
+	c := &Client{
 		cfg:        cfg,
 		retailer:   retailer,
 		ts:         ts,
 		lim:        newLimiter(cfg.RateLimitPerHour, cfg.Now, cfg.Sleep),
 		byEndpoint: make(map[string]int64),
 	}
+	if cfg.Budget != nil && cfg.RateLimitPerHour > 0 {
+		c.budget = newBudgetPool(cfg.Budget, cfg.RateLimitPerHour, cfg.Now)
+	}
+	return c
 }
+
+// ReleaseBudget gives back to the shared budget the calls this client took and did not use; call it
+// when a run ends.
+func (c *Client) ReleaseBudget(ctx context.Context) error { return c.budget.release(ctx) }
 
 // Calls returns how many HTTP requests this client has sent to the API
 // (retries included, token requests excluded), for run statistics.
@@ -93,6 +102,10 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, decode func
 		}
 		if err := c.lim.wait(ctx); err != nil {
 			return fmt.Errorf("kiotviet: GET %s: waiting for rate limiter: %w", path, err)
+		}
+		// every attempt is one call of the shop's hourly budget, shared with the other replicas
+		if err := c.budget.take(ctx); err != nil {
+			return err
 		}
 		tok, err := c.ts.Token(ctx)
 		if err != nil {

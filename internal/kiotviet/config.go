@@ -63,6 +63,9 @@ type Config struct {
 	// RateLimitPerHour is the GET budget per credential in any sliding hour;
 	// 0 means DefaultRateLimitPerHour, a negative value disables the limiter.
 	RateLimitPerHour int
+	// Budget, when set, is the credential's API budget shared with other processes: every request
+	// takes a call from it first, and a request finds it used up fails with *BudgetError.
+	Budget Budget
 	// MaxAttempts bounds the tries of one request; default DefaultMaxAttempts.
 	MaxAttempts int
 	// RequestTimeout bounds one attempt; default DefaultRequestTimeout.

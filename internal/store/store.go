@@ -568,3 +568,30 @@ func (s *Store) Run(ctx context.Context, runID string) (RunLog, error) {
 	}
 	return rows[0], nil
 }
+
+// APIGrant is calls taken from a credential's shared API budget (kiotviet_take_api_calls): N calls under
+// grant ID, or none until ResumesAt.
+type APIGrant struct {
+	ID        *int64     `json:"grant_id"`
+	N         int        `json:"granted"`
+	ResumesAt *time.Time `json:"resumes_at"`
+}
+
+// TakeAPICalls takes up to want calls from the credential's budget of limitPerHour calls in any hour,
+// shared with every other process.
+func (s *Store) TakeAPICalls(ctx context.Context, credentialID string, want, limitPerHour int) (APIGrant, error) {
+	var rows []APIGrant
+	if err := s.call(ctx, "kiotviet_take_api_calls", &rows, true, Arg{"p_credential_id", credentialID},
+		Arg{"p_want", want}, Arg{"p_limit_per_hour", limitPerHour}); err != nil {
+		return APIGrant{}, err
+	}
+	if len(rows) == 0 {
+		return APIGrant{}, &Error{Func: "kiotviet_take_api_calls", Code: CodeInternal, Message: "no answer"}
+	}
+	return rows[0], nil
+}
+
+// ReturnAPICalls gives back the unused calls of a grant (kiotviet_return_api_calls).
+func (s *Store) ReturnAPICalls(ctx context.Context, grantID int64, unused int) error {
+	return s.call(ctx, "kiotviet_return_api_calls", nil, false, Arg{"p_grant_id", grantID}, Arg{"p_unused", unused})
+}

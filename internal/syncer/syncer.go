@@ -227,13 +227,27 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 				if runCtx.Err() != nil {
 					break // shutting down or lease lost: stop, keep what committed
 				}
+				if errors.Is(err, kiotviet.ErrBudget) {
+					break // the next streams would find it used up too
+				}
 			}
 		}
 		res.APICalls = r.client.Calls() - startCalls
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if err := r.client.ReleaseBudget(rctx); err != nil {
+			log.Warn("could not give back unused API calls to the shared budget", "err", err)
+		}
+		rcancel()
 	}
 	cancel(nil)
 	<-hbDone
 
+	var budget *kiotviet.BudgetError
+	if res.Status == "" && errors.As(firstErr, &budget) {
+		// Not a failure of the shop or of kvsync: what committed stays and the next run goes on from
+		// there once the budget has room ("API budget used up; resumes at 14:05").
+		res.Status, firstErr = "partial", budget
+	}
 	if res.Status == "" {
 		res.Status = outcome(res.Streams, firstErr)
 	}
@@ -298,6 +312,9 @@ func (e *Engine) client(c store.Credential) *kiotviet.Client {
 	cfg.Logger = e.cfg.Logger
 	ts := &dbTokens{store: e.cfg.Store, keys: e.cfg.Keys, cfg: cfg, credID: c.ID,
 		margin: cmp.Or(cfg.TokenRefreshMargin, kiotviet.DefaultTokenRefreshMargin), now: e.cfg.Now}
+	if limit := cmp.Or(cfg.RateLimitPerHour, kiotviet.DefaultRateLimitPerHour); limit > 0 {
+		cfg.Budget = sharedBudget{store: e.cfg.Store, credID: c.ID, perHour: limit}
+	}
 	cl := kiotviet.New(cfg, c.RetailerName, ts)
 	e.clients[key] = cl
 	return cl
@@ -690,4 +707,32 @@ func flatten(cs []kiotviet.Category) []kiotviet.Category {
 	}
 	walk(cs, 0)
 	return out
+}
+
+// sharedBudget is a credential's KiotViet API budget, kept in Postgres and shared by every replica
+// (kiotviet_take_api_calls): KIOTVIET_RATE_LIMIT_PER_HOUR calls in any hour for all of them together.
+type sharedBudget struct {
+	store   *store.Store
+	credID  string
+	perHour int
+}
+
+func (b sharedBudget) Take(ctx context.Context, want int) (int64, int, time.Time, error) {
+	g, err := b.store.TakeAPICalls(ctx, b.credID, want, b.perHour)
+	if err != nil {
+		return 0, 0, time.Time{}, err
+	}
+	var id int64
+	if g.ID != nil {
+		id = *g.ID
+	}
+	var resumes time.Time
+	if g.ResumesAt != nil {
+		resumes = *g.ResumesAt
+	}
+	return id, g.N, resumes, nil
+}
+
+func (b sharedBudget) Return(ctx context.Context, grantID int64, unused int) error {
+	return b.store.ReturnAPICalls(ctx, grantID, unused)
 }
