@@ -536,22 +536,36 @@ func (c Config) SecretValues() []string {
 		if !v.Type().Field(i).IsExported() {
 			continue
 		}
-		s, ok := v.Field(i).Interface().(Secret)
-		if !ok || !s.IsSet() {
-			continue
+		var secrets []Secret
+		switch f := v.Field(i).Interface().(type) {
+		case Secret:
+			secrets = []Secret{f}
+		case []Secret:
+			secrets = f
 		}
-		raw := s.Reveal()
-		out = append(out, raw)
-		for _, item := range strings.Split(raw, ",") {
-			out = append(out, strings.TrimSpace(item))
-			if _, key, ok := strings.Cut(item, ":"); ok && !strings.Contains(item, "://") {
-				out = append(out, strings.TrimSpace(key))
-			}
+		for _, s := range secrets {
+			out = append(out, secretParts(s)...)
 		}
-		if u, err := url.Parse(raw); err == nil && u.User != nil {
-			if pw, ok := u.User.Password(); ok {
-				out = append(out, pw)
-			}
+	}
+	return out
+}
+
+// secretParts is a secret's value, each part of a list in it, and a URL's password.
+func secretParts(s Secret) []string {
+	if !s.IsSet() {
+		return nil
+	}
+	raw := s.Reveal()
+	out := []string{raw}
+	for _, item := range strings.Split(raw, ",") {
+		out = append(out, strings.TrimSpace(item))
+		if _, key, ok := strings.Cut(item, ":"); ok && !strings.Contains(item, "://") {
+			out = append(out, strings.TrimSpace(key))
+		}
+	}
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			out = append(out, pw)
 		}
 	}
 	return out

@@ -405,3 +405,21 @@ func TestEnvExampleListsEveryVariable(t *testing.T) {
 		t.Fatalf(".env.example does not load: %v", err)
 	}
 }
+
+// The log redactor gets every secret of the configuration: each Secret field, each key of a list, and
+// the database URL's password.
+func TestSecretValuesCoverEverySecret(t *testing.T) {
+	second := "sb_secret_Second0123456789abcdefghijkl"
+	c, err := Load(env(with(minimal(), "KIOTVIET_CRON_SECRET", cronSecret, "SUPABASE_JWT_SECRET", jwtSecret,
+		"SUPABASE_SECRET_KEY", sbSecret+","+second, "KIOTVIET_ENCRYPTION_KEYS", "k1:"+encKey,
+		"KIOTVIET_ALERT_WEBHOOK_URL", webhookURL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.SecretValues()
+	for _, want := range []string{dbURL, "db-pass-7f3a9c", cronSecret, jwtSecret, sbSecret, second, encKey, webhookURL} {
+		if !slices.Contains(got, want) {
+			t.Errorf("SecretValues lacks %q", want)
+		}
+	}
+}
