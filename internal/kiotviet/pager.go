@@ -24,8 +24,25 @@ type ListOptions struct {
 	IncludeRemoveIDs bool
 	// IncludeInventory asks /products for per-branch stock.
 	IncludeInventory bool
-	// IncludePricebook asks /products for price books.
+	// IncludePricebook asks /products for price books (priceBooks).
 	IncludePricebook bool
+	// IncludeSerials asks /products for serial/IMEI numbers (productSerials).
+	IncludeSerials bool
+	// IncludeBatchExpires asks /products for lots and expiry dates
+	// (productBatchExpires).
+	IncludeBatchExpires bool
+	// IncludeProductShelves asks /products for shelf locations
+	// (productShelves), the ERP's "Vị trí".
+	IncludeProductShelves bool
+	// IncludeMaterial asks /products for a combo's components
+	// (productFormulas).
+	IncludeMaterial bool
+	// IncludeQuantity asks /products for the stock limits (minQuantity and
+	// maxQuantity, per branch and per product).
+	IncludeQuantity bool
+	// ExcludeSoftDeletedAttributes sends includeSoftDeletedAttribute=false:
+	// KiotViet's default (true) returns attribute values the shop deleted.
+	ExcludeSoftDeletedAttributes bool
 	// OrderBy is a field name such as "createdDate", "id" or "name";
 	// OrderDirection is "Asc" or "Desc". Empty means KiotViet's default.
 	OrderBy        string
@@ -60,6 +77,26 @@ func (o ListOptions) query() url.Values {
 	}
 	if o.IncludePricebook {
 		q.Set("includePricebook", "true")
+	}
+	// KiotViet's docs spell these with a capital I; its server (ServiceStack)
+	// reads query names in any case.
+	if o.IncludeSerials {
+		q.Set("IncludeSerials", "true")
+	}
+	if o.IncludeBatchExpires {
+		q.Set("IncludeBatchExpires", "true")
+	}
+	if o.IncludeProductShelves {
+		q.Set("IncludeProductShelves", "true")
+	}
+	if o.IncludeMaterial {
+		q.Set("includeMaterial", "true")
+	}
+	if o.IncludeQuantity {
+		q.Set("includeQuantity", "true")
+	}
+	if o.ExcludeSoftDeletedAttributes {
+		q.Set("includeSoftDeletedAttribute", "false")
 	}
 	if o.OrderBy != "" {
 		q.Set("orderBy", o.OrderBy)

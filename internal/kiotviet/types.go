@@ -14,12 +14,14 @@ import (
 // their keys.
 
 // Category is one product category. ParentID is 0 for a root. Children is
-// filled only when the list was asked for with HierachicalData.
+// filled only when the list was asked for with HierachicalData. IsDeleted
+// (webhooks and some lists send it) marks a category KiotViet deleted.
 type Category struct {
 	ID           int64      `json:"categoryId"`
 	ParentID     int64      `json:"parentId,omitempty"`
 	Name         string     `json:"categoryName"`
 	HasChild     bool       `json:"hasChild"`
+	IsDeleted    bool       `json:"isDeleted,omitempty"`
 	RetailerID   int64      `json:"retailerId,omitempty"`
 	Rank         int64      `json:"rank,omitempty"`
 	ModifiedDate time.Time  `json:"modifiedDate"`
@@ -37,6 +39,7 @@ func (c *Category) UnmarshalJSON(b []byte) error {
 		CategoryName flexString `json:"categoryName"`
 		Name         flexString `json:"name"`
 		HasChild     flexBool   `json:"hasChild"`
+		IsDeleted    flexBool   `json:"isDeleted"`
 		RetailerID   flexInt    `json:"retailerId"`
 		Rank         flexInt    `json:"rank"`
 		ModifiedDate flexTime   `json:"modifiedDate"`
@@ -51,6 +54,7 @@ func (c *Category) UnmarshalJSON(b []byte) error {
 		ParentID:     w.ParentID.V,
 		Name:         pickString(w.CategoryName, w.Name),
 		HasChild:     w.HasChild.V || len(w.Children) > 0,
+		IsDeleted:    w.IsDeleted.V,
 		RetailerID:   w.RetailerID.V,
 		Rank:         w.Rank.V,
 		ModifiedDate: w.ModifiedDate.V,
@@ -174,6 +178,10 @@ func (v *ProductInventory) UnmarshalJSON(b []byte) error {
 // collections kvsync stores verbatim are kept as raw JSON arrays (nil when
 // absent). Absent isActive/allowsSale read as true and an absent type as 2
 // (normal), the ERP's column defaults: a missing flag is not a deactivation.
+// Likewise an absent isRewardPoint reads as true (the ERP's default; real
+// lists without includes leave it out), absent lot/batch flags as false.
+// A deleted product's code comes back renamed with a "{DEL}" suffix
+// (Deleted reports it).
 type Product struct {
 	ID                   int64              `json:"id"`
 	Code                 string             `json:"code"`
@@ -213,9 +221,18 @@ type Product struct {
 	ProductBatchExpires  json.RawMessage    `json:"productBatchExpires,omitempty"`
 	ProductWarranties    json.RawMessage    `json:"productWarranties,omitempty"`
 	ProductShelves       json.RawMessage    `json:"productShelves,omitempty"`
+	TaxType              string             `json:"taxType,omitempty"`
+	TaxRate              float64            `json:"taxRate,omitempty"`
+	TaxRateDirect        float64            `json:"taxRateDirect,omitempty"`
 	ModifiedDate         time.Time          `json:"modifiedDate"`
 	CreatedDate          time.Time          `json:"createdDate"`
 }
+
+// DeletedCodeSuffix is what KiotViet appends to a deleted product's code.
+const DeletedCodeSuffix = "{DEL}"
+
+// Deleted reports whether KiotViet renamed the product's code as deleted.
+func (p Product) Deleted() bool { return strings.HasSuffix(p.Code, DeletedCodeSuffix) }
 
 // UnmarshalJSON decodes a product from the REST or the webhook shape.
 func (p *Product) UnmarshalJSON(b []byte) error {
@@ -259,6 +276,9 @@ func (p *Product) UnmarshalJSON(b []byte) error {
 		ProductBatchExpires  rawArray           `json:"productBatchExpires"`
 		ProductWarranties    rawArray           `json:"productWarranties"`
 		ProductShelves       rawArray           `json:"productShelves"`
+		TaxType              flexString         `json:"taxType"`
+		TaxRate              flexFloat          `json:"taxRate"`
+		TaxRateDirect        flexFloat          `json:"taxRateDirect"`
 		ModifiedDate         flexTime           `json:"modifiedDate"`
 		CreatedDate          flexTime           `json:"createdDate"`
 	}
@@ -285,7 +305,7 @@ func (p *Product) UnmarshalJSON(b []byte) error {
 		HasVariants:          w.HasVariants.V,
 		AllowsSale:           !w.AllowsSale.Set || w.AllowsSale.V,
 		IsActive:             !w.IsActive.Set || w.IsActive.V,
-		IsRewardPoint:        w.IsRewardPoint.V,
+		IsRewardPoint:        !w.IsRewardPoint.Set || w.IsRewardPoint.V,
 		IsLotSerialControl:   w.IsLotSerialControl.V,
 		IsBatchExpireControl: w.IsBatchExpireControl.V,
 		Type:                 typ,
@@ -299,6 +319,9 @@ func (p *Product) UnmarshalJSON(b []byte) error {
 		ProductBatchExpires:  json.RawMessage(w.ProductBatchExpires),
 		ProductWarranties:    json.RawMessage(w.ProductWarranties),
 		ProductShelves:       json.RawMessage(w.ProductShelves),
+		TaxType:              w.TaxType.V,
+		TaxRate:              w.TaxRate.V,
+		TaxRateDirect:        w.TaxRateDirect.V,
 		ModifiedDate:         w.ModifiedDate.V,
 		CreatedDate:          w.CreatedDate.V,
 	}
@@ -393,7 +416,8 @@ func (p *ProductOnHand) UnmarshalJSON(b []byte) error {
 }
 
 // Branch is one shop branch. A deactivated branch is reported in the
-// list's removed ids, not as a flag.
+// list's removed ids (branch webhooks carry IsActive); an absent isActive
+// reads as true.
 type Branch struct {
 	ID            int64     `json:"id"`
 	BranchName    string    `json:"branchName"`
@@ -404,6 +428,7 @@ type Branch struct {
 	Address       string    `json:"address,omitempty"`
 	LocationName  string    `json:"locationName,omitempty"`
 	WardName      string    `json:"wardName,omitempty"`
+	IsActive      bool      `json:"isActive"`
 	ModifiedDate  time.Time `json:"modifiedDate"`
 	CreatedDate   time.Time `json:"createdDate"`
 }
@@ -421,6 +446,7 @@ func (br *Branch) UnmarshalJSON(b []byte) error {
 		Address       flexString `json:"address"`
 		LocationName  flexString `json:"locationName"`
 		WardName      flexString `json:"wardName"`
+		IsActive      flexBool   `json:"isActive"`
 		ModifiedDate  flexTime   `json:"modifiedDate"`
 		CreatedDate   flexTime   `json:"createdDate"`
 	}
@@ -429,7 +455,7 @@ func (br *Branch) UnmarshalJSON(b []byte) error {
 	}
 	*br = Branch{ID: w.ID.V, BranchName: pickString(w.BranchName, w.Name), BranchCode: w.BranchCode.V,
 		ContactNumber: w.ContactNumber.V, RetailerID: w.RetailerID.V, Email: w.Email.V, Address: w.Address.V,
-		LocationName: w.LocationName.V, WardName: w.WardName.V,
+		LocationName: w.LocationName.V, WardName: w.WardName.V, IsActive: !w.IsActive.Set || w.IsActive.V,
 		ModifiedDate: w.ModifiedDate.V, CreatedDate: w.CreatedDate.V}
 	return nil
 }

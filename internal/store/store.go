@@ -228,11 +228,14 @@ func (s *Store) ApplyStock(ctx context.Context, runID, credentialID string, rows
 	return a, err
 }
 
-// ApplyBranches upserts the branches.
-func (s *Store) ApplyBranches(ctx context.Context, runID, credentialID string, rows json.RawMessage) (Applied, error) {
+// ApplyBranches upserts the branches and deactivates the removed ones (their stock rows go).
+func (s *Store) ApplyBranches(ctx context.Context, runID, credentialID string, rows json.RawMessage, removed []int64) (Applied, error) {
 	var a Applied
+	if removed == nil {
+		removed = []int64{}
+	}
 	err := s.call(ctx, "kiotviet_apply_branches", &a, false,
-		Arg{"p_run_id", runID}, Arg{"p_credential_id", credentialID}, Arg{"p_rows", rows})
+		Arg{"p_run_id", runID}, Arg{"p_credential_id", credentialID}, Arg{"p_rows", rows}, Arg{"p_removed_ids", removed})
 	return a, err
 }
 

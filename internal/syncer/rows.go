@@ -23,46 +23,51 @@ type branchStock struct {
 }
 
 type productRow struct {
-	ID                   int64           `json:"id"`
-	Code                 string          `json:"code"`
-	Name                 string          `json:"name"`
-	Barcode              *string         `json:"barcode"`
-	FullName             *string         `json:"full_name"`
-	Description          *string         `json:"description"`
-	OrderTemplate        *string         `json:"order_template"`
-	CategoryID           *int64          `json:"category_id"`
-	CategoryName         *string         `json:"category_name"`
-	TrademarkID          *int64          `json:"trademark_id"`
-	TrademarkName        *string         `json:"trademark_name"`
-	BasePrice            float64         `json:"base_price"`
-	Weight               float64         `json:"weight"`
-	MinStock             float64         `json:"min_stock"`
-	MaxStock             float64         `json:"max_stock"`
-	HasVariants          bool            `json:"has_variants"`
-	AllowSale            bool            `json:"allow_sale"`
-	IsActive             bool            `json:"is_active"`
-	ProductType          int             `json:"product_type"`
-	IsRewardPoint        bool            `json:"is_reward_point"`
-	IsLotSerialControl   bool            `json:"is_lot_serial_control"`
-	IsBatchExpireControl bool            `json:"is_batch_expire_control"`
-	InventoryByBranch    []branchStock   `json:"inventory_by_branch"`
-	Images               []string        `json:"images"`
-	Attributes           any             `json:"attributes"`
-	Units                any             `json:"units"`
-	PriceBooks           json.RawMessage `json:"price_books,omitempty"`
-	ProductFormulas      json.RawMessage `json:"product_formulas,omitempty"`
-	ProductSerials       json.RawMessage `json:"product_serials,omitempty"`
-	ProductBatchExpires  json.RawMessage `json:"product_batch_expires,omitempty"`
-	ProductShelves       json.RawMessage `json:"product_shelves,omitempty"`
-	ModifiedDate         *time.Time      `json:"modified_date"`
+	ID                   int64         `json:"id"`
+	Code                 string        `json:"code"`
+	Name                 string        `json:"name"`
+	Barcode              *string       `json:"barcode"`
+	FullName             *string       `json:"full_name"`
+	Description          *string       `json:"description"`
+	OrderTemplate        *string       `json:"order_template"`
+	CategoryID           *int64        `json:"category_id"`
+	CategoryName         *string       `json:"category_name"`
+	TrademarkID          *int64        `json:"trademark_id"`
+	TrademarkName        *string       `json:"trademark_name"`
+	MasterCode           *string       `json:"master_code"`
+	MasterProductID      *int64        `json:"master_product_id"`
+	MasterUnitID         *int64        `json:"master_unit_id"`
+	BasePrice            float64       `json:"base_price"`
+	Weight               float64       `json:"weight"`
+	MinStock             float64       `json:"min_stock"`
+	MaxStock             float64       `json:"max_stock"`
+	HasVariants          bool          `json:"has_variants"`
+	AllowSale            bool          `json:"allow_sale"`
+	IsActive             bool          `json:"is_active"`
+	ProductType          int           `json:"product_type"`
+	IsRewardPoint        bool          `json:"is_reward_point"`
+	IsLotSerialControl   bool          `json:"is_lot_serial_control"`
+	IsBatchExpireControl bool          `json:"is_batch_expire_control"`
+	InventoryByBranch    []branchStock `json:"inventory_by_branch"`
+	Images               []string      `json:"images"`
+	Attributes           any           `json:"attributes"`
+	Units                []jsonObject  `json:"units"`
+	PriceBooks           []jsonObject  `json:"price_books"`
+	ProductFormulas      []jsonObject  `json:"product_formulas"`
+	ProductSerials       []jsonObject  `json:"product_serials"`
+	ProductBatchExpires  []jsonObject  `json:"product_batch_expires"`
+	ProductShelves       []jsonObject  `json:"product_shelves"`
+	ModifiedDate         *time.Time    `json:"modified_date"`
 }
 
 // defaultMaxStock is the ERP's column default: "no maximum".
 const defaultMaxStock = 999999999
 
 // productRowOf shapes one KiotViet product as a kiotviet_products_full row. The per-branch stock is
-// built as the ERP reads it (snake_case, available = on hand − reserved, the shelf as location);
-// min/max stock come from the first branch, as the earlier writer did, 0 meaning "not set".
+// built as the ERP reads it (snake_case, available = on hand − reserved, the shelf as location, the
+// branch's min/max); min/max stock come from the first branch, as the earlier writer did, 0 meaning
+// "not set". The include-only arrays keep KiotViet's own keys and gain the snake_case keys the ERP's
+// tabs read (erp-contract §4.1), so both the ERP and anything reading the earlier raw arrays work.
 func productRowOf(p kiotviet.Product) productRow {
 	shelves := shelfByBranch(p.ProductShelves)
 	inv := make([]branchStock, 0, len(p.Inventories))
@@ -85,23 +90,22 @@ func productRowOf(p kiotviet.Product) productRow {
 	if p.Attributes == nil {
 		attrs = []any{}
 	}
-	units := any(p.Units)
-	if p.Units == nil {
-		units = []any{}
-	}
 	row := productRow{
 		ID: p.ID, Code: p.Code, Name: p.Name,
 		Barcode: str(p.Barcode), FullName: str(p.FullName), Description: str(p.Description),
 		OrderTemplate: str(p.OrderTemplate), CategoryID: id(p.CategoryID), CategoryName: str(p.CategoryName),
 		TrademarkID: id(p.TradeMarkID), TrademarkName: str(p.TradeMarkName),
+		MasterCode: str(p.MasterCode), MasterProductID: id(p.MasterProductID), MasterUnitID: id(p.MasterUnitID),
 		BasePrice: p.BasePrice, Weight: p.Weight, MinStock: minStock, MaxStock: maxStock,
 		HasVariants: p.HasVariants, AllowSale: p.AllowsSale, IsActive: p.IsActive, ProductType: p.Type,
 		IsRewardPoint: p.IsRewardPoint, IsLotSerialControl: p.IsLotSerialControl,
 		IsBatchExpireControl: p.IsBatchExpireControl,
-		InventoryByBranch:    inv, Images: p.Images, Attributes: attrs, Units: units,
-		PriceBooks: arrayOrNil(p.PriceBooks), ProductFormulas: arrayOrNil(p.ProductFormulas),
-		ProductSerials: arrayOrNil(p.ProductSerials), ProductBatchExpires: arrayOrNil(p.ProductBatchExpires),
-		ProductShelves: arrayOrNil(p.ProductShelves),
+		InventoryByBranch:    inv, Images: p.Images, Attributes: attrs, Units: unitsOf(p),
+		PriceBooks:          shape(p.PriceBooks, priceBookKeys),
+		ProductFormulas:     shape(p.ProductFormulas, formulaKeys),
+		ProductSerials:      shape(p.ProductSerials, serialKeys),
+		ProductBatchExpires: shape(p.ProductBatchExpires, batchKeys),
+		ProductShelves:      shape(p.ProductShelves, shelfKeys),
 	}
 	if row.Images == nil {
 		row.Images = []string{}
@@ -111,6 +115,126 @@ func productRowOf(p kiotviet.Product) productRow {
 		row.ModifiedDate = &t
 	}
 	return row
+}
+
+// jsonObject is one element of a JSON column: KiotViet's keys as sent, plus the ERP's.
+type jsonObject = map[string]any
+
+// erpKey is one key the ERP reads: filled from the first KiotViet field present (names matched in any
+// case); a date is written as an ISO time with its +07:00 offset so the browser's Date parses it right.
+type erpKey struct {
+	name string
+	from []string
+	date bool
+}
+
+var (
+	priceBookKeys = []erpKey{{name: "price_book_id", from: []string{"priceBookId", "id"}},
+		{name: "price_book_name", from: []string{"priceBookName", "name"}}, {name: "price", from: []string{"price"}},
+		{name: "is_active", from: []string{"isActive"}},
+		{name: "from_date", from: []string{"startDate", "fromDate"}, date: true},
+		{name: "to_date", from: []string{"endDate", "toDate"}, date: true}}
+	formulaKeys = []erpKey{{name: "material_id", from: []string{"materialId", "productId", "id"}},
+		{name: "component_code", from: []string{"materialCode", "code"}},
+		{name: "product_name", from: []string{"materialFullName", "materialName", "fullName", "productName", "name"}},
+		{name: "quantity", from: []string{"quantity"}}, {name: "unit", from: []string{"unit", "materialUnit"}}}
+	serialKeys = []erpKey{{name: "serial_number", from: []string{"serialNumber", "serial"}},
+		{name: "status", from: []string{"status"}}, {name: "branch_id", from: []string{"branchId"}},
+		{name: "quantity", from: []string{"quantity"}}}
+	batchKeys = []erpKey{{name: "batch_code", from: []string{"batchName", "batchCode", "fullNameVirgule"}},
+		{name: "quantity", from: []string{"onHand", "quantity"}}, {name: "branch_id", from: []string{"branchId"}},
+		{name: "manufacture_date", from: []string{"manufactureDate", "manufacturingDate"}, date: true},
+		{name: "expiration_date", from: []string{"expireDate", "expirationDate", "expiryDate"}, date: true}}
+	shelfKeys = []erpKey{{name: "branch_id", from: []string{"branchId"}}, {name: "branch_name", from: []string{"branchName"}},
+		{name: "shelf_name", from: []string{"ProductShelves", "shelfName", "shelves", "name"}}}
+)
+
+// shape reads a KiotViet array (nil when the include was not asked for, or not sent) into objects that
+// keep KiotViet's keys and gain the ERP's. Elements that are not objects are dropped; a key the ERP reads
+// that KiotViet did not send is null, never invented.
+func shape(raw json.RawMessage, keys []erpKey) []jsonObject {
+	out := []jsonObject{}
+	if len(raw) == 0 {
+		return out
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil {
+		return out
+	}
+	for _, it := range items {
+		var obj map[string]any
+		dec := json.NewDecoder(strings.NewReader(string(it)))
+		dec.UseNumber() // prices and ids stay exact
+		if dec.Decode(&obj) != nil || obj == nil {
+			continue
+		}
+		for _, k := range keys {
+			v := lookup(obj, k.from)
+			if k.date {
+				v = isoDate(v)
+			}
+			obj[k.name] = v
+		}
+		out = append(out, obj)
+	}
+	return out
+}
+
+// lookup returns the value of the first of names present (any case) and not null.
+func lookup(obj map[string]any, names []string) any {
+	for _, n := range names {
+		if v, ok := obj[n]; ok && v != nil {
+			return v
+		}
+		for k, v := range obj {
+			if v != nil && strings.EqualFold(k, n) {
+				return v
+			}
+		}
+	}
+	return nil
+}
+
+// isoDate turns a KiotViet date string into RFC 3339 with its offset; anything else stays as it is.
+func isoDate(v any) any {
+	s, ok := v.(string)
+	if !ok || s == "" {
+		return v
+	}
+	t, err := kiotviet.ParseTime(s)
+	if err != nil {
+		return s
+	}
+	return t.In(kiotviet.VietnamZone()).Format(time.RFC3339Nano)
+}
+
+// unitsOf lists a product's selling units as the ERP reads them: the product's own unit first (the
+// list shows units[0].unitName), then the other units KiotViet lists, each with unit_name,
+// is_base_unit and conversion_value next to KiotViet's keys. A product with no unit and no units
+// gets [].
+func unitsOf(p kiotviet.Product) []jsonObject {
+	out := []jsonObject{}
+	unit := func(u kiotviet.ProductUnit, base bool) jsonObject {
+		return jsonObject{"id": u.ID, "code": u.Code, "name": u.Name, "fullName": u.FullName, "unit": u.Unit,
+			"conversionValue": u.ConversionValue, "basePrice": u.BasePrice,
+			"unitName": u.Unit, "unit_name": u.Unit, "is_base_unit": base, "conversion_value": u.ConversionValue}
+	}
+	if p.Unit == "" && len(p.Units) == 0 {
+		return out
+	}
+	conv := p.ConversionValue
+	if conv == 0 {
+		conv = 1
+	}
+	out = append(out, unit(kiotviet.ProductUnit{ID: p.ID, Code: p.Code, Name: p.Name, FullName: p.FullName, Unit: p.Unit,
+		ConversionValue: conv, BasePrice: p.BasePrice}, p.MasterUnitID == 0))
+	for _, u := range p.Units {
+		if u.ID == p.ID {
+			continue
+		}
+		out = append(out, unit(u, p.MasterUnitID != 0 && u.ID == p.MasterUnitID))
+	}
+	return out
 }
 
 // shelfByBranch reads productShelves entries ({branchId, ProductShelves|productShelves|shelfName}) into
@@ -146,27 +270,20 @@ func shelfByBranch(raw json.RawMessage) map[int64]string {
 	return out
 }
 
-func arrayOrNil(raw json.RawMessage) json.RawMessage {
-	s := strings.TrimSpace(string(raw))
-	if strings.HasPrefix(s, "[") {
-		return raw
-	}
-	return nil
-}
-
 type categoryRow struct {
 	ID               int64      `json:"id"`
 	CategoryName     string     `json:"category_name"`
 	KiotvietParentID *int64     `json:"kiotviet_parent_id"`
 	RetailerID       *int64     `json:"retailer_id"`
 	HasChild         bool       `json:"has_child"`
+	IsDeleted        bool       `json:"is_deleted,omitempty"`
 	ModifiedDate     *time.Time `json:"modified_date"`
 	CreatedDate      *time.Time `json:"created_date"`
 }
 
 func categoryRowOf(c kiotviet.Category) categoryRow {
 	return categoryRow{ID: c.ID, CategoryName: c.Name, KiotvietParentID: id(c.ParentID), RetailerID: id(c.RetailerID),
-		HasChild: c.HasChild, ModifiedDate: tm(c.ModifiedDate), CreatedDate: tm(c.CreatedDate)}
+		HasChild: c.HasChild, IsDeleted: c.IsDeleted, ModifiedDate: tm(c.ModifiedDate), CreatedDate: tm(c.CreatedDate)}
 }
 
 type stockRow struct {
@@ -192,11 +309,13 @@ type branchRow struct {
 	ID           int64      `json:"id"`
 	BranchName   string     `json:"branch_name"`
 	Address      *string    `json:"address"`
+	IsActive     bool       `json:"is_active"`
 	ModifiedDate *time.Time `json:"modified_date"`
 }
 
 func branchRowOf(b kiotviet.Branch) branchRow {
-	return branchRow{ID: b.ID, BranchName: b.BranchName, Address: str(b.Address), ModifiedDate: tm(b.ModifiedDate)}
+	return branchRow{ID: b.ID, BranchName: b.BranchName, Address: str(b.Address), IsActive: b.IsActive,
+		ModifiedDate: tm(b.ModifiedDate)}
 }
 
 type attributeRow struct {

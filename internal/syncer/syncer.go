@@ -512,11 +512,25 @@ func (r *run) categories(ctx context.Context, st *StreamStats) error {
 		})
 }
 
+// productIncludes asks /products for everything the ERP shows: stock per branch with its limits,
+// price books, serials, lots and expiry dates, shelves and combo components, without the attribute
+// values the shop deleted. Each include makes pages heavier, never adds a request.
+func productIncludes(o kiotviet.ListOptions) kiotviet.ListOptions {
+	o.IncludeInventory = true
+	o.IncludeQuantity = true
+	o.IncludePricebook = true
+	o.IncludeSerials = true
+	o.IncludeBatchExpires = true
+	o.IncludeProductShelves = true
+	o.IncludeMaterial = true
+	o.ExcludeSoftDeletedAttributes = true
+	return o
+}
+
 func (r *run) products(ctx context.Context, st *StreamStats) error {
 	return pagedStream(ctx, r, StreamProducts, st, r.e.cfg.Store.ApplyProducts,
 		func(o kiotviet.ListOptions) *kiotviet.Pager[kiotviet.Product] {
-			o.IncludeInventory = true
-			return r.client.Products(o)
+			return r.client.Products(productIncludes(o))
 		},
 		func(items []kiotviet.Product) (any, []time.Time) {
 			rows := make([]productRow, len(items))
@@ -616,13 +630,24 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 	return nil
 }
 
+// branchesSince is the lastModifiedFrom of the branch read: KiotViet reports deactivated branches
+// (removedIds) only to a request with includeRemoveIds and a lastModifiedFrom, so the whole list is
+// asked for as "modified since" a date before any shop existed: one request, every branch and every
+// deactivation.
+var branchesSince = time.Date(2000, 1, 1, 0, 0, 0, 0, kiotviet.VietnamZone())
+
+// branches reads the branch list in full with its deactivations: a deactivated branch keeps its row
+// (and name, for history) but loses its stock rows.
 func (r *run) branches(ctx context.Context, st *StreamStats) error {
 	st.Mode = "full"
-	var rows []branchRow
-	err := pump(ctx, r.client.Branches(kiotviet.ListOptions{}), func(_ context.Context, pg kiotviet.Page[kiotviet.Branch]) error {
+	rows := []branchRow{}
+	var removed []int64
+	opts := kiotviet.ListOptions{IncludeRemoveIDs: true, LastModifiedFrom: branchesSince}
+	err := pump(ctx, r.client.Branches(opts), func(_ context.Context, pg kiotviet.Page[kiotviet.Branch]) error {
 		for _, b := range pg.Items {
 			rows = append(rows, branchRowOf(b))
 		}
+		removed = append(removed, pg.RemovedIDs...)
 		st.Pages++
 		return nil
 	})
@@ -633,11 +658,11 @@ func (r *run) branches(ctx context.Context, st *StreamStats) error {
 	if err != nil {
 		return err
 	}
-	a, err := r.e.cfg.Store.ApplyBranches(ctx, r.id, r.req.CredentialID, raw)
+	a, err := r.e.cfg.Store.ApplyBranches(ctx, r.id, r.req.CredentialID, raw, removed)
 	if err != nil {
 		return err
 	}
-	st.Count, st.Written = len(rows), a.Written
+	st.Count, st.Written, st.Deleted = len(rows), a.Written+a.Inventory, a.Deleted
 	return nil
 }
 
