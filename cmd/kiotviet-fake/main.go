@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	clientID := fs.String("client-id", "", "client id (default derived from -seed)")
 	clientSecret := fs.String("client-secret", "", "client secret (default derived from -seed)")
 	imageObjects := fs.Bool("images-as-objects", false, `send images as [{"Image": url}] instead of URL strings`)
+	listDeleted := fs.Bool("list-deleted", false, `keep deleted products in lists, their codes renamed "…{DEL}"`)
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fake := kiotvietfake.New(kiotvietfake.Options{
 		Products: *products, Branches: *branches, Categories: *categories, Seed: *seed,
 		PageDefault: *pageDefault, PageMax: *pageMax, RateLimitPerHour: *rateLimit, TokenTTL: *tokenTTL,
-		Retailer: *retailer, ClientID: *clientID, ClientSecret: *clientSecret, ImagesAsObjects: *imageObjects,
+		Retailer: *retailer, ClientID: *clientID, ClientSecret: *clientSecret, ImagesAsObjects: *imageObjects, ListDeleted: *listDeleted,
 		Faults: kiotvietfake.Faults{Latency: *latency, ErrorRate: *errorRate, TimeoutRate: *timeoutRate, MalformedRate: *malformedRate},
 		Logger: log,
 	})
@@ -91,6 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   client id:     %s
   client secret: %s
   admin:         POST %s/_fake/{change,delete,stock,add}?n=N, POST /_fake/reuse-code, POST /_fake/revoke-tokens,
+                 POST /_fake/change-arrays, POST /_fake/deactivate-branch?id=ID, POST /_fake/delete-category?id=ID,
                  GET /_fake/counts, POST /_fake/reset-counts, GET /_fake/snapshot
 `, len(snap.Products), len(snap.Branches), len(snap.Categories), *seed,
 		base, kiotvietfake.TokenPath, base, fake.Retailer(), fake.ClientID(), fake.ClientSecret(), base)
@@ -144,6 +146,32 @@ func adminHandler(f *kiotvietfake.Server) http.Handler {
 	mux.HandleFunc("POST /_fake/reuse-code", func(w http.ResponseWriter, r *http.Request) {
 		id, code, ok := f.ReuseDeletedCode()
 		reply(w, map[string]any{"id": id, "code": code, "ok": ok})
+	})
+	id := func(r *http.Request) int64 {
+		v, _ := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
+		return v
+	}
+	fail := func(w http.ResponseWriter, err error) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": err.Error()})
+	}
+	mux.HandleFunc("POST /_fake/change-arrays", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, map[string]any{"changed": f.ChangeEveryArray()})
+	})
+	mux.HandleFunc("POST /_fake/deactivate-branch", func(w http.ResponseWriter, r *http.Request) {
+		if err := f.DeactivateBranch(id(r)); err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, map[string]any{"deactivated": id(r)})
+	})
+	mux.HandleFunc("POST /_fake/delete-category", func(w http.ResponseWriter, r *http.Request) {
+		if err := f.DeleteCategory(id(r)); err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, map[string]any{"deleted": id(r)})
 	})
 	mux.HandleFunc("POST /_fake/revoke-tokens", func(w http.ResponseWriter, r *http.Request) {
 		f.RevokeTokens()

@@ -1,11 +1,15 @@
 package kiotvietfake
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/kvsync/kvsync/internal/kiotviet"
 )
 
 // Catalogue is a typed copy of the fake shop's current data, for tests and
@@ -15,9 +19,12 @@ type Catalogue struct {
 	RetailerID      int64
 	Products        []Product
 	Categories      []Category
-	Branches        []Branch
+	Branches        []Branch // active branches only
 	Attributes      []Attribute
 	DeletedProducts []Deleted
+	// InactiveBranches are the branches deactivated (KiotViet lists them in
+	// the branch list's removedIds); their stock is gone from Products.
+	InactiveBranches []Branch
 }
 
 // Product is one product row as the ERP reads it: the KiotViet fields plus
@@ -35,8 +42,9 @@ type Product struct {
 	CategoryPath         string
 	TradeMarkID          int64
 	TradeMarkName        string
-	MasterProductID      int64 // the variant group's master (0 on the master)
-	MasterUnitID         int64 // the base unit's row (0 on the base unit)
+	MasterProductID      int64  // the variant group's master (0 on the master)
+	MasterUnitID         int64  // the base unit's row (0 on the base unit)
+	MasterCode           string // KiotViet's masterCode: the same for every row of a group
 	Unit                 string
 	ConversionValue      float64
 	BasePrice            float64
@@ -47,11 +55,19 @@ type Product struct {
 	IsRewardPoint        bool
 	IsLotSerialControl   bool
 	IsBatchExpireControl bool
-	Type                 int
+	Type                 int     // 1 combo, 2 normal, 3 service
+	TaxType              string  // "khau_tru", "truc_tiep" or "" (no tax fields sent)
+	TaxRate              float64 // with khau_tru (sent as a string, as KiotViet does)
+	TaxRateDirect        float64 // with truc_tiep
 	Images               []string
 	Attributes           []ProductAttribute
 	Units                []Unit
 	Inventories          []Inventory
+	PriceBooks           []PriceBookPrice // sent with includePricebook
+	Components           []Component      // a combo's parts, sent with includeMaterial
+	Serials              []Serial         // IsLotSerialControl items, sent with IncludeSerials
+	Batches              []Batch          // IsBatchExpireControl items, sent with IncludeBatchExpires
+	Shelves              []Shelf          // sent with IncludeProductShelves
 	CreatedDate          time.Time
 	ModifiedDate         time.Time // moves when product data changes
 	StockModifiedDate    time.Time // moves when stock moves (/productOnHands)
@@ -83,6 +99,50 @@ type Inventory struct {
 	Cost        float64
 	MinQuantity float64
 	MaxQuantity float64
+}
+
+// PriceBookPrice is a product's price in one price book.
+type PriceBookPrice struct {
+	PriceBookID   int64
+	PriceBookName string
+	IsActive      bool
+	StartDate     time.Time
+	EndDate       time.Time
+	Price         float64
+}
+
+// Component is one part of a combo: another product and how many of it.
+type Component struct {
+	ProductID int64
+	Code      string
+	Name      string
+	FullName  string
+	Unit      string
+	Quantity  float64
+	BasePrice float64
+}
+
+// Serial is one serial (IMEI) number in stock at a branch.
+type Serial struct {
+	SerialNumber string
+	BranchID     int64
+	Status       int // 1 in stock
+	CreatedDate  time.Time
+}
+
+// Batch is one lot with its expiry date at a branch.
+type Batch struct {
+	BatchName  string
+	BranchID   int64
+	OnHand     float64
+	ExpireDate time.Time
+}
+
+// Shelf is where a product sits at a branch ("Kệ A1 | Kệ B2").
+type Shelf struct {
+	BranchID   int64
+	BranchName string
+	Shelves    string
 }
 
 // Category is one category; ParentID 0 is a root. Depth is at most 3.
@@ -121,9 +181,13 @@ type Attribute struct {
 // to a request whose lastModifiedFrom is at or before DeletedAt.
 type Deleted struct {
 	ID        int64
-	Code      string
+	Code      string // the code the product had; KiotViet renames it Code + "{DEL}"
 	DeletedAt time.Time
+	product   *Product // as it was, for the detail endpoint and ListDeleted
 }
+
+// RenamedCode is the code KiotViet shows for the deleted product.
+func (d Deleted) RenamedCode() string { return d.Code + kiotviet.DeletedCodeSuffix }
 
 // Vietnamese names for the generated shop. Fixed tables, read only.
 var (
@@ -163,9 +227,13 @@ func rowTime(t time.Time) time.Time { return t.Truncate(time.Millisecond) }
 // generator builds the seeded catalogue.
 type generator struct {
 	rng  *rand.Rand
+	x    *rand.Rand // draws for the details below, apart so rng's sequence (the base shop) is unchanged
 	now  time.Time
 	s    *Server
 	code int
+	mseq int // masterCode sequence
+	// normals are recent normal products, in the order made: a combo's parts
+	normals []*Product
 }
 
 // pastTimes returns a created date in the last two years and a modified
@@ -197,6 +265,7 @@ func (g *generator) generate(o Options) {
 			CreatedDate: created, ModifiedDate: modified,
 		})
 	}
+	g.generatePriceBooks()
 	g.generateCategories(o.Categories)
 	for len(s.products) < o.Products {
 		g.addGroup(o.Products-len(s.products), time.Time{})
@@ -285,12 +354,108 @@ func (g *generator) addGroup(room int, at time.Time) []*Product {
 		rows = append(rows, base, &pack)
 	default:
 		base.ID, base.Code = g.nextID(), g.nextCode()
+		if base.Type == 2 && g.x.IntN(20) == 0 {
+			g.makeCombo(base)
+		}
 		rows = append(rows, base)
 	}
+	g.mseq++
+	master := fmt.Sprintf("SPC%06d", g.mseq)
 	for _, p := range rows {
+		p.MasterCode = master
+		g.decorate(p)
 		s.putProductLocked(p)
+		if p.Type == 2 {
+			g.normals = append(g.normals, p)
+			if len(g.normals) > 64 {
+				g.normals = g.normals[1:]
+			}
+		}
 	}
 	return rows
+}
+
+// priceBookNames are the fake shop's price books; the last one is inactive.
+var priceBookNames = []string{"Bảng giá sỉ", "Bảng giá VIP", "Bảng giá khuyến mãi Tết"}
+
+func (g *generator) generatePriceBooks() {
+	start := time.Date(g.now.Year(), 1, 1, 0, 0, 0, 0, kiotviet.VietnamZone())
+	for i, name := range priceBookNames {
+		pb := PriceBookPrice{PriceBookID: 813_695 + int64(i)*17, PriceBookName: name, IsActive: i < 2,
+			StartDate: start, EndDate: start.AddDate(1+i, 0, 0)}
+		g.s.priceBooks = append(g.s.priceBooks, pb)
+	}
+}
+
+// makeCombo turns p into a combo of two or three normal products the shop already has.
+func (g *generator) makeCombo(p *Product) {
+	var parts []*Product
+	for _, q := range g.normals {
+		if g.s.products[q.ID] == q { // not deleted since
+			parts = append(parts, q)
+		}
+	}
+	if len(parts) < 2 {
+		return
+	}
+	p.Type, p.IsLotSerialControl, p.IsBatchExpireControl = 1, false, false
+	n := 2 + g.x.IntN(2)
+	seen := map[int64]bool{}
+	for len(p.Components) < n && len(seen) < len(parts) {
+		q := parts[g.x.IntN(len(parts))]
+		if seen[q.ID] {
+			continue
+		}
+		seen[q.ID] = true
+		p.Components = append(p.Components, Component{ProductID: q.ID, Code: q.Code, Name: q.Name, FullName: q.FullName,
+			Unit: q.Unit, Quantity: float64(1 + g.x.IntN(3)), BasePrice: q.BasePrice})
+	}
+	slices.SortFunc(p.Components, func(a, b Component) int { return cmp.Compare(a.ProductID, b.ProductID) })
+}
+
+// decorate draws a row's price books, shelves, serials and lots (each row has its own stock).
+func (g *generator) decorate(p *Product) {
+	for _, pb := range g.s.priceBooks {
+		if g.x.IntN(3) == 0 {
+			pb.Price = math.Round(p.BasePrice*(0.8+0.15*g.x.Float64())/1000) * 1000
+			p.PriceBooks = append(p.PriceBooks, pb)
+		}
+	}
+	p.Serials, p.Batches, p.Shelves = nil, nil, nil
+	for i := range p.Inventories {
+		inv := &p.Inventories[i]
+		if p.Type == 3 || p.Type == 1 {
+			inv.OnHand, inv.Reserved = 0, 0 // services and combos keep no stock of their own
+		}
+		if g.x.IntN(5) < 2 {
+			shelf := fmt.Sprintf("Kệ %c%d", 'A'+rune(g.x.IntN(6)), 1+g.x.IntN(9))
+			if g.x.IntN(4) == 0 {
+				shelf += fmt.Sprintf(" | Kệ %c%d", 'A'+rune(g.x.IntN(6)), 1+g.x.IntN(9))
+			}
+			p.Shelves = append(p.Shelves, Shelf{BranchID: inv.BranchID, Shelves: shelf})
+		}
+		switch {
+		case p.IsLotSerialControl:
+			n := g.x.IntN(4)
+			inv.OnHand, inv.Reserved = float64(n), 0
+			for j := 0; j < n; j++ {
+				p.Serials = append(p.Serials, Serial{SerialNumber: fmt.Sprintf("IMEI%012d", g.x.Int64N(1_000_000_000_000)),
+					BranchID: inv.BranchID, Status: 1, CreatedDate: p.CreatedDate})
+			}
+		case p.IsBatchExpireControl:
+			left := inv.OnHand
+			for j := 0; left > 0 && j < 2; j++ {
+				q := left
+				if j == 0 && left > 1 {
+					q = math.Floor(left / 2)
+				}
+				left -= q
+				exp := time.Date(g.now.Year()+1+j, time.Month(1+g.x.IntN(12)), 1, 0, 0, 0, 0, kiotviet.VietnamZone())
+				p.Batches = append(p.Batches, Batch{BatchName: fmt.Sprintf("Lô %d", len(p.Batches)+1), BranchID: inv.BranchID,
+					OnHand: q, ExpireDate: exp})
+			}
+		}
+	}
 }
 
 // baseProduct draws the shared fields of a group.
@@ -312,7 +477,7 @@ func (g *generator) baseProduct(at time.Time) *Product {
 		Unit:            g.pick(baseUnits),
 		BasePrice:       price,
 		Weight:          float64(50+g.rng.IntN(2000)) / 1000,
-		AllowsSale:      g.rng.IntN(20) != 0,
+		AllowsSale:      g.rng.IntN(20) >= 9, // many real shops sell nothing directly (117 of 117 in one export)
 		IsActive:        g.rng.IntN(25) != 0,
 		IsRewardPoint:   g.rng.IntN(3) != 0,
 		Type:            2,
@@ -320,11 +485,27 @@ func (g *generator) baseProduct(at time.Time) *Product {
 		CreatedDate:     created, ModifiedDate: modified, StockModifiedDate: modified,
 	}
 	p.TradeMarkName = brands[brand]
+	if g.x.IntN(4) == 0 { // no brand: KiotViet leaves the tradeMark fields out
+		p.TradeMarkID, p.TradeMarkName = 0, ""
+	}
+	switch g.x.IntN(3) {
+	case 0:
+		p.TaxType, p.TaxRate = "khau_tru", []float64{0, 5, 8, 10}[g.x.IntN(4)]
+	case 1:
+		p.TaxType, p.TaxRateDirect = "truc_tiep", []float64{1, 1.5, 2}[g.x.IntN(3)]
+	}
+	switch r := g.x.IntN(20); {
+	case r < 2:
+		p.IsLotSerialControl = true
+	case r < 4:
+		p.IsBatchExpireControl = true
+	}
 	if g.rng.IntN(10) < 6 {
 		p.Barcode = fmt.Sprintf("893%010d", g.rng.Int64N(10_000_000_000))
 	}
 	if g.rng.IntN(30) == 0 {
 		p.Type, p.Unit = 3, "Lần" // a service
+		p.IsLotSerialControl, p.IsBatchExpireControl = false, false
 	}
 	if g.rng.IntN(15) == 0 {
 		p.OrderTemplate = "Giao trong ngày"

@@ -53,6 +53,11 @@ type Options struct {
 	// shape) instead of the plain URL strings real shops return.
 	ImagesAsObjects bool
 
+	// ListDeleted keeps deleted products in /products lists, with their code
+	// renamed "…{DEL}", not active, modified when deleted (as other KiotViet
+	// replies show them), besides reporting their ids in removeId.
+	ListDeleted bool
+
 	// Faults active from the start (the binary's rates); see SetFaults.
 	Faults Faults
 
@@ -96,6 +101,9 @@ type Server struct {
 	catList        []*Category
 	categories     map[int64]*Category
 	branches       []*Branch
+	inactive       []inactiveBranch // deactivated branches, by time
+	catDeleted     []deletedCategory
+	priceBooks     []PriceBookPrice
 	nextProductID  int64
 	nextCategoryID int64
 	codeSeq        int
@@ -136,7 +144,8 @@ func New(opts Options) *Server {
 	if o.RateLimitPerHour > 0 {
 		s.window = make([]time.Time, o.RateLimitPerHour)
 	}
-	s.gen = &generator{rng: rand.New(rand.NewPCG(seed, 0x6b76)), now: rowTime(o.Now()), s: s}
+	s.gen = &generator{rng: rand.New(rand.NewPCG(seed, 0x6b76)), x: rand.New(rand.NewPCG(seed, 0xde7a115)),
+		now: rowTime(o.Now()), s: s}
 	s.gen.generate(o)
 	s.reindexLocked()
 	return s
@@ -196,12 +205,34 @@ func (s *Server) categoryPath(id int64) string {
 	return strings.Join(names, " > ")
 }
 
+// inactiveBranch is a deactivated branch and when it was deactivated.
+type inactiveBranch struct {
+	Branch
+	At time.Time
+}
+
+// deletedCategory is a deleted category and when it was deleted.
+type deletedCategory struct {
+	Category
+	At time.Time
+}
+
 // reindexLocked rebuilds the modified-date order and drops cached views
 // after a change; the caller holds mu for writing.
 func (s *Server) reindexLocked() {
 	s.byMod = s.byMod[:0]
 	for _, p := range s.products {
 		s.byMod = append(s.byMod, p)
+	}
+	if s.opts.ListDeleted {
+		for _, d := range s.deleted {
+			if d.product == nil {
+				continue
+			}
+			q := *d.product
+			q.Code, q.IsActive, q.ModifiedDate = d.RenamedCode(), false, d.DeletedAt
+			s.byMod = append(s.byMod, &q)
+		}
 	}
 	sort.Slice(s.byMod, func(i, j int) bool {
 		a, b := s.byMod[i], s.byMod[j]
@@ -261,6 +292,9 @@ func (s *Server) Snapshot() Catalogue {
 	for _, b := range s.branches {
 		c.Branches = append(c.Branches, *b)
 	}
+	for _, b := range s.inactive {
+		c.InactiveBranches = append(c.InactiveBranches, b.Branch)
+	}
 	c.Attributes = s.attributesLocked()
 	c.DeletedProducts = slices.Clone(s.deleted)
 	return c
@@ -273,6 +307,14 @@ func (s *Server) expandLocked(p *Product) Product {
 	q.Attributes = slices.Clone(p.Attributes)
 	q.Units = slices.Clone(p.Units)
 	q.Inventories = slices.Clone(p.Inventories)
+	q.PriceBooks = slices.Clone(p.PriceBooks)
+	q.Components = slices.Clone(p.Components)
+	q.Serials = slices.Clone(p.Serials)
+	q.Batches = slices.Clone(p.Batches)
+	q.Shelves = slices.Clone(p.Shelves)
+	for i := range q.Shelves {
+		q.Shelves[i].BranchName = s.branchName(q.Shelves[i].BranchID)
+	}
 	if cat := s.categories[p.CategoryID]; cat != nil {
 		q.CategoryName = cat.Name
 		q.CategoryPath = s.categoryPath(cat.ID)
@@ -327,18 +369,179 @@ func (s *Server) ChangeProducts(k int) []int64 {
 }
 
 func (s *Server) changeLocked(p *Product, at time.Time) {
-	switch s.rng.IntN(3) {
+	k := s.rng.IntN(8)
+	if k >= 3 && !s.changeArrayLocked(p, k-3) {
+		k = 0
+	}
+	switch k {
 	case 0:
 		p.BasePrice = max(1000, p.BasePrice+float64(s.rng.IntN(21)-10)*1000)
 	case 1:
 		p.Description = fmt.Sprintf("%s Cập nhật %d.", strings.SplitN(p.Description, " Cập nhật", 2)[0], s.rng.IntN(1000))
-	default:
+	case 2:
 		p.Weight = float64(50+s.rng.IntN(2000)) / 1000
 	}
 	p.ModifiedDate = at
 	if p.StockModifiedDate.Before(at) {
 		p.StockModifiedDate = at
 	}
+}
+
+// Arrays a change can touch, in changeArrayLocked's order.
+const (
+	ArrayPriceBooks = iota
+	ArrayShelves
+	ArraySerials
+	ArrayBatches
+	ArrayComponents
+	arrayKinds
+)
+
+// changeArrayLocked edits one of p's include-only arrays (kind is one of
+// the Array* constants) and reports whether p had such an array to edit.
+// Slices are replaced, never edited in place: a Snapshot may share them.
+func (s *Server) changeArrayLocked(p *Product, kind int) bool {
+	switch kind {
+	case ArrayPriceBooks:
+		if len(p.PriceBooks) == 0 {
+			return false
+		}
+		pb := slices.Clone(p.PriceBooks)
+		i := s.rng.IntN(len(pb))
+		pb[i].Price = max(1000, pb[i].Price+float64(s.rng.IntN(11)-5)*1000)
+		p.PriceBooks = pb
+	case ArrayShelves:
+		if len(p.Inventories) == 0 {
+			return false
+		}
+		sh := slices.DeleteFunc(slices.Clone(p.Shelves), func(x Shelf) bool { return x.BranchID == p.Inventories[0].BranchID })
+		sh = append(sh, Shelf{BranchID: p.Inventories[0].BranchID, Shelves: fmt.Sprintf("Kệ %c%d", 'A'+rune(s.rng.IntN(6)), 10+s.rng.IntN(90))})
+		p.Shelves = sh
+	case ArraySerials:
+		if !p.IsLotSerialControl || len(p.Inventories) == 0 {
+			return false
+		}
+		inv := slices.Clone(p.Inventories)
+		p.Serials = append(slices.Clone(p.Serials), Serial{SerialNumber: fmt.Sprintf("IMEI%012d", s.rng.Int64N(1_000_000_000_000)),
+			BranchID: inv[0].BranchID, Status: 1, CreatedDate: s.now()})
+		inv[0].OnHand++
+		p.Inventories = inv
+	case ArrayBatches:
+		if len(p.Batches) == 0 {
+			return false
+		}
+		b := slices.Clone(p.Batches)
+		b[0].ExpireDate = b[0].ExpireDate.AddDate(0, 1+s.rng.IntN(6), 0)
+		p.Batches = b
+	case ArrayComponents:
+		if len(p.Components) == 0 {
+			return false
+		}
+		c := slices.Clone(p.Components)
+		c[0].Quantity++
+		p.Components = c
+	default:
+		return false
+	}
+	return true
+}
+
+// ChangeEveryArray edits, for each include-only array (price books,
+// shelves, serials, lots, combo parts), one product that has it, and moves
+// those products' modified date to now. It returns the changed ids.
+func (s *Server) ChangeEveryArray() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := s.changeTime()
+	var ids []int64
+	for kind := 0; kind < arrayKinds; kind++ {
+		for _, id := range slices.Sorted(maps.Keys(s.products)) {
+			p := s.products[id]
+			if slices.Contains(ids, id) || !s.changeArrayLocked(p, kind) {
+				continue
+			}
+			p.ModifiedDate = at
+			ids = append(ids, id)
+			break
+		}
+	}
+	s.reindexLocked()
+	return ids
+}
+
+// DeactivateBranch deactivates a branch, as a shop closing it does: KiotViet
+// then lists it in the branch list's removedIds, and its stock leaves every
+// product (without moving their modified dates). The last branch cannot go.
+func (s *Server) DeactivateBranch(id int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.branches, func(b *Branch) bool { return b.ID == id })
+	if i < 0 {
+		return fmt.Errorf("kiotvietfake: no active branch %d", id)
+	}
+	if len(s.branches) == 1 {
+		return fmt.Errorf("kiotvietfake: branch %d is the shop's last", id)
+	}
+	s.inactive = append(s.inactive, inactiveBranch{Branch: *s.branches[i], At: s.changeTime()})
+	s.branches = slices.Delete(s.branches, i, i+1)
+	other := func(bid int64) bool { return bid == id }
+	for _, p := range s.products {
+		p.Inventories = slices.DeleteFunc(slices.Clone(p.Inventories), func(v Inventory) bool { return other(v.BranchID) })
+		p.Shelves = slices.DeleteFunc(slices.Clone(p.Shelves), func(v Shelf) bool { return other(v.BranchID) })
+		p.Serials = slices.DeleteFunc(slices.Clone(p.Serials), func(v Serial) bool { return other(v.BranchID) })
+		p.Batches = slices.DeleteFunc(slices.Clone(p.Batches), func(v Batch) bool { return other(v.BranchID) })
+	}
+	s.reindexLocked()
+	return nil
+}
+
+// DeleteCategory deletes a category no product and no child uses (KiotViet
+// refuses the others). Lists asked with lastModifiedFrom then carry it
+// marked isDeleted, and includeRemoveIds lists its id in removedIds.
+func (s *Server) DeleteCategory(id int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.categories[id]
+	if c == nil {
+		return fmt.Errorf("kiotvietfake: no category %d", id)
+	}
+	for _, x := range s.catList {
+		if x.ParentID == id {
+			return fmt.Errorf("kiotvietfake: category %d has children", id)
+		}
+	}
+	for _, p := range s.products {
+		if p.CategoryID == id {
+			return fmt.Errorf("kiotvietfake: category %d is in use", id)
+		}
+	}
+	s.catDeleted = append(s.catDeleted, deletedCategory{Category: *c, At: s.changeTime()})
+	delete(s.categories, id)
+	s.catList = slices.DeleteFunc(s.catList, func(x *Category) bool { return x.ID == id })
+	if p := s.categories[c.ParentID]; p != nil {
+		p.HasChild = slices.ContainsFunc(s.catList, func(x *Category) bool { return x.ParentID == p.ID })
+	}
+	s.reindexLocked()
+	return nil
+}
+
+// UnusedCategory returns a category that DeleteCategory accepts, if any.
+func (s *Server) UnusedCategory() (int64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	used := map[int64]bool{}
+	for _, p := range s.products {
+		used[p.CategoryID] = true
+	}
+	for _, c := range s.catList {
+		used[c.ParentID] = true
+	}
+	for _, c := range s.catList {
+		if !used[c.ID] {
+			return c.ID, true
+		}
+	}
+	return 0, false
 }
 
 // pickProductsLocked returns k distinct random product ids (all if k ≥ N),
@@ -360,11 +563,29 @@ func (s *Server) DeleteProducts(d int) []int64 {
 	ids := s.pickProductsLocked(d)
 	at := s.changeTime()
 	for _, id := range ids {
-		s.deleted = append(s.deleted, Deleted{ID: id, Code: s.products[id].Code, DeletedAt: at})
+		s.deleted = append(s.deleted, Deleted{ID: id, Code: s.products[id].Code, DeletedAt: at, product: s.products[id]})
 		delete(s.products, id)
 	}
 	s.reindexLocked()
 	return ids
+}
+
+// DeleteProductIDs deletes the given products, as DeleteProducts does.
+func (s *Server) DeleteProductIDs(ids ...int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if s.products[id] == nil {
+			return fmt.Errorf("kiotvietfake: no product %d", id)
+		}
+	}
+	at := s.changeTime()
+	for _, id := range ids {
+		s.deleted = append(s.deleted, Deleted{ID: id, Code: s.products[id].Code, DeletedAt: at, product: s.products[id]})
+		delete(s.products, id)
+	}
+	s.reindexLocked()
+	return nil
 }
 
 // MoveStock changes the on-hand quantity of n random products at a random
@@ -453,6 +674,9 @@ func (s *Server) ReuseDeletedCode() (id int64, code string, ok bool) {
 		at := s.changeTime()
 		p := s.gen.baseProduct(at)
 		p.ID, p.Code = s.gen.nextID(), d.Code
+		s.gen.mseq++
+		p.MasterCode = fmt.Sprintf("SPC%06d", s.gen.mseq)
+		s.gen.decorate(p)
 		s.putProductLocked(p)
 		s.reindexLocked()
 		return p.ID, p.Code, true

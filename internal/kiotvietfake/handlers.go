@@ -228,8 +228,11 @@ func (s *Server) api(path string, h http.HandlerFunc) http.Handler {
 			if d.driftIns {
 				s.addProductsLocked(1)
 			}
-			if d.driftChng && len(s.byMod) > 0 {
-				s.changeLocked(s.byMod[s.rng.IntN(len(s.byMod))], s.changeTime())
+			if d.driftChng && len(s.products) > 0 {
+				p := s.byMod[s.rng.IntN(len(s.byMod))]
+				if live := s.products[p.ID]; live == p { // not a ListDeleted copy
+					s.changeLocked(p, s.changeTime())
+				}
 			}
 			s.reindexLocked()
 			s.mu.Unlock()
@@ -323,6 +326,7 @@ type listQuery struct {
 	hasFrom          bool
 	includeRemoved   bool
 	includeInventory bool
+	inc              includes
 	hierarchical     bool
 	order            string
 	desc             bool
@@ -371,6 +375,9 @@ func (s *Server) parseList(w http.ResponseWriter, r *http.Request) (listQuery, b
 	flag := func(k string) bool { b, _ := strconv.ParseBool(get(k)); return b }
 	q.includeRemoved = flag("includeRemoveIds")
 	q.includeInventory = flag("includeInventory")
+	q.inc = includes{pricebook: flag("includePricebook"), serials: flag("IncludeSerials"),
+		batches: flag("IncludeBatchExpires"), shelves: flag("IncludeProductShelves"), material: flag("includeMaterial"),
+		quantity: flag("includeQuantity")}
 	q.hierarchical = flag("hierachicalData")
 	q.order = strings.ToLower(get("orderBy"))
 	q.desc = strings.EqualFold(get("orderDirection"), "desc")
@@ -490,38 +497,104 @@ func (s *Server) productView(k viewKey) []*Product {
 
 // Wire shapes (camelCase as KiotViet's REST API writes them).
 
+// includes are /products' include options; each array is sent only when asked for.
+type includes struct {
+	pricebook, serials, batches, shelves, material, quantity bool
+}
+
+// productJSON is a product as KiotViet's lists write it. Like a real list it
+// always sends barCode (empty too), weight, description and the flags
+// allowsSale/isActive/hasVariants, and leaves out what is not set: the
+// tradeMark fields, orderTemplate, unit, the master ids, attributes and
+// images when there are none, isRewardPoint when true and the lot/batch
+// flags when false (a real export of 117 products had none of the three),
+// and every include-only array unless asked for.
 type productJSON struct {
-	ID                   int64           `json:"id"`
-	RetailerID           int64           `json:"retailerId"`
-	Code                 string          `json:"code"`
-	BarCode              string          `json:"barCode,omitempty"`
-	Name                 string          `json:"name"`
-	FullName             string          `json:"fullName"`
-	CategoryID           int64           `json:"categoryId,omitempty"`
-	CategoryName         string          `json:"categoryName,omitempty"`
-	AllowsSale           bool            `json:"allowsSale"`
-	Type                 int             `json:"type"`
-	HasVariants          bool            `json:"hasVariants"`
-	BasePrice            float64         `json:"basePrice"`
-	Weight               float64         `json:"weight,omitempty"`
-	Unit                 string          `json:"unit,omitempty"`
-	MasterProductID      int64           `json:"masterProductId,omitempty"`
-	MasterUnitID         int64           `json:"masterUnitId,omitempty"`
-	ConversionValue      float64         `json:"conversionValue"`
-	Description          string          `json:"description"`
-	OrderTemplate        string          `json:"orderTemplate,omitempty"`
-	TradeMarkID          int64           `json:"tradeMarkId,omitempty"`
-	TradeMarkName        string          `json:"tradeMarkName,omitempty"`
-	IsActive             bool            `json:"isActive"`
-	IsRewardPoint        bool            `json:"isRewardPoint"`
-	IsLotSerialControl   bool            `json:"isLotSerialControl"`
-	IsBatchExpireControl bool            `json:"isBatchExpireControl"`
-	Attributes           []attributeJSON `json:"attributes,omitempty"`
-	Units                []unitJSON      `json:"units,omitempty"`
-	Inventories          []inventoryJSON `json:"inventories,omitempty"`
-	Images               any             `json:"images,omitempty"`
-	CreatedDate          string          `json:"createdDate,omitempty"`
-	ModifiedDate         string          `json:"modifiedDate,omitempty"`
+	ID                   int64            `json:"id"`
+	RetailerID           int64            `json:"retailerId"`
+	Code                 string           `json:"code"`
+	BarCode              *string          `json:"barCode,omitempty"`
+	Name                 string           `json:"name"`
+	FullName             string           `json:"fullName"`
+	CategoryID           int64            `json:"categoryId,omitempty"`
+	CategoryName         string           `json:"categoryName,omitempty"`
+	AllowsSale           bool             `json:"allowsSale"`
+	Type                 int              `json:"type"`
+	HasVariants          bool             `json:"hasVariants"`
+	BasePrice            float64          `json:"basePrice"`
+	Weight               *float64         `json:"weight,omitempty"`
+	Unit                 string           `json:"unit,omitempty"`
+	MasterCode           string           `json:"masterCode,omitempty"`
+	MasterProductID      int64            `json:"masterProductId,omitempty"`
+	MasterUnitID         int64            `json:"masterUnitId,omitempty"`
+	ConversionValue      float64          `json:"conversionValue"`
+	Description          string           `json:"description"`
+	OrderTemplate        string           `json:"orderTemplate,omitempty"`
+	TradeMarkID          int64            `json:"tradeMarkId,omitempty"`
+	TradeMarkName        string           `json:"tradeMarkName,omitempty"`
+	IsActive             bool             `json:"isActive"`
+	IsRewardPoint        *bool            `json:"isRewardPoint,omitempty"`
+	IsLotSerialControl   *bool            `json:"isLotSerialControl,omitempty"`
+	IsBatchExpireControl *bool            `json:"isBatchExpireControl,omitempty"`
+	TaxType              string           `json:"taxType,omitempty"`
+	TaxRate              string           `json:"taxRate,omitempty"`
+	TaxRateDirect        *float64         `json:"taxRateDirect,omitempty"`
+	Attributes           []attributeJSON  `json:"attributes,omitempty"`
+	Units                []unitJSON       `json:"units,omitempty"`
+	Inventories          []inventoryJSON  `json:"inventories,omitempty"`
+	PriceBooks           *[]priceBookJSON `json:"priceBooks,omitempty"`
+	ProductFormulas      *[]formulaJSON   `json:"productFormulas,omitempty"`
+	ProductSerials       *[]serialJSON    `json:"productSerials,omitempty"`
+	ProductBatchExpires  *[]batchJSON     `json:"productBatchExpires,omitempty"`
+	ProductShelves       *[]shelfJSON     `json:"productShelves,omitempty"`
+	Images               any              `json:"images,omitempty"`
+	CreatedDate          string           `json:"createdDate,omitempty"`
+	ModifiedDate         string           `json:"modifiedDate,omitempty"`
+}
+
+type priceBookJSON struct {
+	PriceBookID   int64   `json:"priceBookId"`
+	PriceBookName string  `json:"priceBookName"`
+	ProductID     int64   `json:"productId"`
+	IsActive      bool    `json:"isActive"`
+	StartDate     string  `json:"startDate"`
+	EndDate       string  `json:"endDate"`
+	Price         float64 `json:"price"`
+}
+
+type formulaJSON struct {
+	MaterialID       int64   `json:"materialId"`
+	MaterialCode     string  `json:"materialCode"`
+	MaterialName     string  `json:"materialName"`
+	MaterialFullName string  `json:"materialFullName"`
+	Quantity         float64 `json:"quantity"`
+	BasePrice        float64 `json:"basePrice"`
+	Unit             string  `json:"unit,omitempty"`
+	ProductID        int64   `json:"productId"`
+}
+
+type serialJSON struct {
+	ProductID    int64  `json:"productId"`
+	SerialNumber string `json:"serialNumber"`
+	Status       int    `json:"status"`
+	BranchID     int64  `json:"branchId"`
+	Quantity     int    `json:"quantity"`
+	CreatedDate  string `json:"createdDate"`
+}
+
+type batchJSON struct {
+	ProductID       int64   `json:"productId"`
+	OnHand          float64 `json:"onHand"`
+	BatchName       string  `json:"batchName"`
+	ExpireDate      string  `json:"expireDate"`
+	FullNameVirgule string  `json:"fullNameVirgule"`
+	BranchID        int64   `json:"branchId"`
+}
+
+type shelfJSON struct {
+	BranchID       int64  `json:"branchId"`
+	BranchName     string `json:"branchName"`
+	ProductShelves string `json:"ProductShelves"` // KiotViet's capital P
 }
 
 type attributeJSON struct {
@@ -541,31 +614,54 @@ type unitJSON struct {
 }
 
 type inventoryJSON struct {
-	ProductID      int64   `json:"productId"`
-	ProductCode    string  `json:"productCode"`
-	ProductName    string  `json:"productName"`
-	BranchID       int64   `json:"branchId"`
-	BranchName     string  `json:"branchName"`
-	Cost           float64 `json:"cost"`
-	OnHand         float64 `json:"onHand"`
-	Reserved       float64 `json:"reserved"`
-	ActualReserved float64 `json:"actualReserved"`
-	MinQuantity    float64 `json:"minQuantity"`
-	MaxQuantity    float64 `json:"maxQuantity"`
-	IsActive       bool    `json:"isActive"`
-	OnOrder        float64 `json:"onOrder"`
+	ProductID      int64    `json:"productId"`
+	ProductCode    string   `json:"productCode"`
+	ProductName    string   `json:"productName"`
+	BranchID       int64    `json:"branchId"`
+	BranchName     string   `json:"branchName"`
+	Cost           float64  `json:"cost"`
+	OnHand         float64  `json:"onHand"`
+	Reserved       float64  `json:"reserved"`
+	ActualReserved float64  `json:"actualReserved"`
+	MinQuantity    *float64 `json:"minQuantity,omitempty"` // with includeQuantity
+	MaxQuantity    *float64 `json:"maxQuantity,omitempty"`
+	IsActive       bool     `json:"isActive"`
+	OnOrder        float64  `json:"onOrder"`
 }
 
-func (s *Server) productJSON(p *Product, inventory bool, branches map[int64]bool) productJSON {
+// productJSON writes p as a list item, or as the detail endpoint does
+// (detail: every flag, and the stock with its limits, as the captured
+// detail reply shows).
+func (s *Server) productJSON(p *Product, inventory bool, branches map[int64]bool, inc includes, detail bool) productJSON {
 	out := productJSON{
-		ID: p.ID, RetailerID: s.retailerID, Code: p.Code, BarCode: p.Barcode, Name: p.Name, FullName: p.FullName,
+		ID: p.ID, RetailerID: s.retailerID, Code: p.Code, Name: p.Name, FullName: p.FullName,
 		CategoryID: p.CategoryID, AllowsSale: p.AllowsSale, Type: p.Type, HasVariants: p.HasVariants,
-		BasePrice: p.BasePrice, Weight: p.Weight, Unit: p.Unit, MasterProductID: p.MasterProductID,
+		BasePrice: p.BasePrice, Unit: p.Unit, MasterCode: p.MasterCode, MasterProductID: p.MasterProductID,
 		MasterUnitID: p.MasterUnitID, ConversionValue: p.ConversionValue, Description: p.Description,
 		OrderTemplate: p.OrderTemplate, TradeMarkID: p.TradeMarkID, TradeMarkName: p.TradeMarkName,
-		IsActive: p.IsActive, IsRewardPoint: p.IsRewardPoint, IsLotSerialControl: p.IsLotSerialControl,
-		IsBatchExpireControl: p.IsBatchExpireControl,
-		CreatedDate:          wireTime(p.CreatedDate), ModifiedDate: wireTime(p.ModifiedDate),
+		IsActive: p.IsActive, TaxType: p.TaxType,
+		CreatedDate: wireTime(p.CreatedDate), ModifiedDate: wireTime(p.ModifiedDate),
+	}
+	if !detail || p.Barcode != "" {
+		out.BarCode = &p.Barcode
+	}
+	if !detail || p.Weight != 0 {
+		out.Weight = &p.Weight
+	}
+	if detail || !p.IsRewardPoint {
+		out.IsRewardPoint = &p.IsRewardPoint
+	}
+	if detail || p.IsLotSerialControl {
+		out.IsLotSerialControl = &p.IsLotSerialControl
+	}
+	if detail || p.IsBatchExpireControl {
+		out.IsBatchExpireControl = &p.IsBatchExpireControl
+	}
+	switch p.TaxType {
+	case "khau_tru":
+		out.TaxRate = strconv.FormatFloat(p.TaxRate, 'f', -1, 64)
+	case "truc_tiep":
+		out.TaxRateDirect = &p.TaxRateDirect
 	}
 	if c := s.categories[p.CategoryID]; c != nil {
 		out.CategoryName = c.Name
@@ -587,19 +683,78 @@ func (s *Server) productJSON(p *Product, inventory bool, branches map[int64]bool
 			out.Images = p.Images
 		}
 	}
+	keep := func(branch int64) bool { return branches == nil || branches[branch] }
 	if inventory {
 		for _, inv := range p.Inventories {
-			if branches != nil && !branches[inv.BranchID] {
+			if !keep(inv.BranchID) {
 				continue
 			}
-			out.Inventories = append(out.Inventories, inventoryJSON{
+			j := inventoryJSON{
 				ProductID: p.ID, ProductCode: p.Code, ProductName: p.FullName, BranchID: inv.BranchID,
 				BranchName: s.branchName(inv.BranchID), Cost: inv.Cost, OnHand: inv.OnHand, Reserved: inv.Reserved,
-				ActualReserved: inv.Reserved, MinQuantity: inv.MinQuantity, MaxQuantity: inv.MaxQuantity, IsActive: true,
-			})
+				ActualReserved: inv.Reserved, IsActive: true,
+			}
+			if inc.quantity || detail {
+				j.MinQuantity, j.MaxQuantity = &inv.MinQuantity, &inv.MaxQuantity
+			}
+			out.Inventories = append(out.Inventories, j)
 		}
 	}
+	if inc.pricebook {
+		l := []priceBookJSON{}
+		for _, pb := range p.PriceBooks {
+			l = append(l, priceBookJSON{PriceBookID: pb.PriceBookID, PriceBookName: pb.PriceBookName, ProductID: p.ID,
+				IsActive: pb.IsActive, StartDate: wireDate(pb.StartDate), EndDate: wireDate(pb.EndDate), Price: pb.Price})
+		}
+		out.PriceBooks = &l
+	}
+	if inc.material {
+		l := []formulaJSON{}
+		for _, c := range p.Components {
+			l = append(l, formulaJSON{MaterialID: c.ProductID, MaterialCode: c.Code, MaterialName: c.Name,
+				MaterialFullName: c.FullName, Quantity: c.Quantity, BasePrice: c.BasePrice, Unit: c.Unit, ProductID: p.ID})
+		}
+		out.ProductFormulas = &l
+	}
+	if inc.serials {
+		l := []serialJSON{}
+		for _, x := range p.Serials {
+			if keep(x.BranchID) {
+				l = append(l, serialJSON{ProductID: p.ID, SerialNumber: x.SerialNumber, Status: x.Status, BranchID: x.BranchID,
+					Quantity: 1, CreatedDate: wireTime(x.CreatedDate)})
+			}
+		}
+		out.ProductSerials = &l
+	}
+	if inc.batches {
+		l := []batchJSON{}
+		for _, b := range p.Batches {
+			if keep(b.BranchID) {
+				l = append(l, batchJSON{ProductID: p.ID, OnHand: b.OnHand, BatchName: b.BatchName, ExpireDate: wireDate(b.ExpireDate),
+					FullNameVirgule: b.BatchName + " - " + b.ExpireDate.In(kiotviet.VietnamZone()).Format("02/01/2006"), BranchID: b.BranchID})
+			}
+		}
+		out.ProductBatchExpires = &l
+	}
+	if inc.shelves {
+		l := []shelfJSON{}
+		for _, sh := range p.Shelves {
+			if keep(sh.BranchID) {
+				l = append(l, shelfJSON{BranchID: sh.BranchID, BranchName: s.branchName(sh.BranchID), ProductShelves: sh.Shelves})
+			}
+		}
+		out.ProductShelves = &l
+	}
 	return out
+}
+
+// wireDate writes a date as KiotViet's price book and lot dates look:
+// Vietnam time, no offset, no fraction.
+func wireDate(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(kiotviet.VietnamZone()).Format("2006-01-02T15:04:05")
 }
 
 func (s *Server) handleProducts(w http.ResponseWriter, r *http.Request) {
@@ -613,7 +768,7 @@ func (s *Server) handleProducts(w http.ResponseWriter, r *http.Request) {
 	lo, hi := window(len(view), q.offset, q.size)
 	data := make([]productJSON, 0, hi-lo)
 	for _, p := range view[lo:hi] {
-		data = append(data, s.productJSON(p, q.includeInventory, q.branchIDs))
+		data = append(data, s.productJSON(p, q.includeInventory, q.branchIDs, q.inc, false))
 	}
 	env := envelope{Total: len(view), PageSize: q.size, Data: data, Timestamp: s.timestamp()}
 	if q.includeRemoved && q.hasFrom {
@@ -644,10 +799,23 @@ func (s *Server) handleProduct(w http.ResponseWriter, r *http.Request) {
 		found = s.products[id]
 	}
 	if found == nil {
+		// a deleted product is still found by id, its code renamed "…{DEL}", as other replies show it
+		if id, err := strconv.ParseInt(r.PathValue("id"), 10, 64); err == nil {
+			for _, d := range s.deleted {
+				if d.ID == id && d.product != nil {
+					q := *d.product
+					q.Code, q.IsActive = d.RenamedCode(), false
+					found = &q
+				}
+			}
+		}
+	}
+	if found == nil {
 		writeStatus(w, http.StatusNotFound, "NotFoundException", "Không tìm thấy hàng hóa")
 		return
 	}
-	writeJSON(w, http.StatusOK, s.productJSON(found, true, nil))
+	all := includes{pricebook: true, serials: true, batches: true, shelves: true, material: true, quantity: true}
+	writeJSON(w, http.StatusOK, s.productJSON(found, true, nil, all, true))
 }
 
 type onHandJSON struct {
@@ -693,21 +861,25 @@ type categoryJSON struct {
 	CategoryName string         `json:"categoryName"`
 	RetailerID   int64          `json:"retailerId"`
 	HasChild     *bool          `json:"hasChild,omitempty"`
-	Rank         int64          `json:"rank"`
+	IsDeleted    bool           `json:"isDeleted,omitempty"`
+	Rank         *int64         `json:"rank,omitempty"` // flat lists and tree roots; the docs' tree children have none
 	ModifiedDate string         `json:"modifiedDate,omitempty"`
 	CreatedDate  string         `json:"createdDate,omitempty"`
 	Children     []categoryJSON `json:"children,omitempty"`
 }
 
 func (s *Server) categoryJSON(c *Category, tree bool) categoryJSON {
+	rank := c.Rank
 	out := categoryJSON{CategoryID: c.ID, ParentID: c.ParentID, CategoryName: c.Name, RetailerID: s.retailerID,
-		Rank: c.Rank, ModifiedDate: wireTime(c.ModifiedDate), CreatedDate: wireTime(c.CreatedDate)}
+		Rank: &rank, ModifiedDate: wireTime(c.ModifiedDate), CreatedDate: wireTime(c.CreatedDate)}
 	if tree {
 		// The flat list of a real shop had no hasChild; the tree has it.
 		hc := c.HasChild
 		out.HasChild = &hc
 		for _, child := range s.sortedCategories(func(x *Category) bool { return x.ParentID == c.ID }, "", false) {
-			out.Children = append(out.Children, s.categoryJSON(child, true))
+			cj := s.categoryJSON(child, true)
+			cj.Rank = nil
+			out.Children = append(out.Children, cj)
 		}
 	}
 	return out
@@ -756,14 +928,30 @@ func (s *Server) handleCategories(w http.ResponseWriter, r *http.Request) {
 	} else {
 		list = s.sortedCategories(func(c *Category) bool { return !q.hasFrom || !c.ModifiedDate.Before(q.from) }, q.order, q.desc)
 	}
+	var removed []int64
+	if q.hasFrom && !q.hierarchical {
+		// a category deleted since lastModifiedFrom is listed marked isDeleted (at the end: its
+		// modified date is its deletion)
+		for i := range s.catDeleted {
+			if d := &s.catDeleted[i]; !d.At.Before(q.from) {
+				c := d.Category
+				c.ModifiedDate = d.At
+				list = append(list, &c)
+				removed = append(removed, c.ID)
+			}
+		}
+	}
 	lo, hi := window(len(list), q.offset, q.size)
 	data := make([]categoryJSON, 0, hi-lo)
 	for _, c := range list[lo:hi] {
-		data = append(data, s.categoryJSON(c, q.hierarchical))
+		cj := s.categoryJSON(c, q.hierarchical)
+		cj.IsDeleted = slices.Contains(removed, c.ID)
+		data = append(data, cj)
 	}
 	env := envelope{Total: len(list), PageSize: q.size, Data: data, Timestamp: s.timestamp()}
 	if q.includeRemoved && q.hasFrom {
-		env.RemovedIDs = &[]int64{} // the fake never deletes categories
+		ids := append([]int64{}, removed...)
+		env.RemovedIDs = &ids
 	}
 	writeJSON(w, http.StatusOK, env)
 }
@@ -815,7 +1003,14 @@ func (s *Server) handleBranches(w http.ResponseWriter, r *http.Request) {
 	}
 	env := envelope{Total: len(list), PageSize: q.size, Data: data, Timestamp: s.timestamp()}
 	if q.includeRemoved && q.hasFrom {
-		env.RemovedIDs = &[]int64{} // deactivated branches; the fake has none
+		// deactivated branches, as KiotViet reports them (only with lastModifiedFrom)
+		ids := []int64{}
+		for _, b := range s.inactive {
+			if !b.At.Before(q.from) {
+				ids = append(ids, b.ID)
+			}
+		}
+		env.RemovedIDs = &ids
 	}
 	writeJSON(w, http.StatusOK, env)
 }

@@ -42,9 +42,14 @@ func testKeys(t *testing.T) *secret.Keyring {
 
 func setup(t *testing.T, products int) *bundle {
 	t.Helper()
+	return setupWith(t, kiotvietfake.Options{Products: products, Branches: 3, Categories: 25, Seed: 7, RateLimitPerHour: -1})
+}
+
+func setupWith(t *testing.T, opts kiotvietfake.Options) *bundle {
+	t.Helper()
 	ctx := context.Background()
 	b := &bundle{db: testdb.Exclusive(t), keys: testKeys(t)}
-	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: products, Branches: 3, Categories: 25, Seed: 7, RateLimitPerHour: -1})
+	b.fake = kiotvietfake.New(opts)
 	h := b.fake.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f := b.onFetch.Load(); f != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,49 +43,18 @@ func Compare(ctx context.Context, db *pgxpool.Pool, cat kiotvietfake.Catalogue, 
 		}
 	}
 
-	type fullRow struct {
-		Code, Name, Barcode, FullName, Description, CategoryName, CategoryPath, TrademarkName string
-		CategoryID, TrademarkID                                                               int64
-		BasePrice, Weight, TotalOnHand, TotalReserved                                         float64
-		HasVariants, AllowSale, IsActive                                                      bool
-		ProductType                                                                           int
-		Images                                                                                []string
-		Attributes                                                                            []struct{ AttributeName, AttributeValue string }
-		Inventory                                                                             []struct {
-			BranchID   int64   `json:"branch_id"`
-			BranchName string  `json:"branch_name"`
-			OnHand     float64 `json:"on_hand"`
-			Reserved   float64 `json:"reserved"`
-		}
-	}
-	rows, err := db.Query(ctx, `select id, code, name, coalesce(barcode, ''), coalesce(full_name, ''), coalesce(description, ''),
-		coalesce(category_id, 0), coalesce(category_name, ''), coalesce(category_path, ''), coalesce(trademark_id, 0),
-		coalesce(trademark_name, ''), base_price::float8, weight::float8, total_on_hand::float8, total_reserved::float8,
-		has_variants, allow_sale, is_active, product_type, images, attributes, inventory_by_branch,
-		jsonb_typeof(images) = 'array' and jsonb_typeof(attributes) = 'array' and jsonb_typeof(units) = 'array'
-		  and jsonb_typeof(inventory_by_branch) = 'array'
-		from public.kiotviet_products_full`)
+	rows, err := db.Query(ctx, `select id, to_jsonb(f) from public.kiotviet_products_full f`)
 	if err != nil {
 		return nil, err
 	}
-	got := map[int64]fullRow{}
+	got := map[int64]map[string]any{}
 	for rows.Next() {
 		var id int64
-		var r fullRow
-		var images, attrs, inv []byte
-		var arrays bool
-		if err := rows.Scan(&id, &r.Code, &r.Name, &r.Barcode, &r.FullName, &r.Description, &r.CategoryID, &r.CategoryName,
-			&r.CategoryPath, &r.TrademarkID, &r.TrademarkName, &r.BasePrice, &r.Weight, &r.TotalOnHand, &r.TotalReserved,
-			&r.HasVariants, &r.AllowSale, &r.IsActive, &r.ProductType, &images, &attrs, &inv, &arrays); err != nil {
+		var r map[string]any
+		if err := rows.Scan(&id, &r); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		if !arrays {
-			add("products_full %d: a JSON column is not an array", id)
-		}
-		_ = json.Unmarshal(images, &r.Images)
-		_ = json.Unmarshal(attrs, &r.Attributes)
-		_ = json.Unmarshal(inv, &r.Inventory)
 		got[id] = r
 	}
 	rows.Close()
@@ -104,61 +74,12 @@ func Compare(ctx context.Context, db *pgxpool.Pool, cat kiotvietfake.Catalogue, 
 			continue
 		}
 		delete(got, p.ID)
-		var onHand, reserved float64
-		for _, v := range p.Inventories {
-			onHand += v.OnHand
-			reserved += v.Reserved
+		for _, d := range compareRow(r, p) {
+			add("products_full %d.%s", p.ID, d)
 		}
-		check := func(col string, g, w any) {
-			if fmt.Sprint(g) != fmt.Sprint(w) {
-				add("products_full %d.%s = %v, want %v", p.ID, col, g, w)
-			}
-		}
-		check("code", r.Code, p.Code)
-		check("name", r.Name, p.Name)
-		check("barcode", r.Barcode, p.Barcode)
-		check("full_name", r.FullName, p.FullName)
-		check("description", r.Description, p.Description)
-		check("category_id", r.CategoryID, p.CategoryID)
-		check("category_name", r.CategoryName, p.CategoryName)
-		check("category_path", r.CategoryPath, p.CategoryPath)
-		check("trademark_id", r.TrademarkID, p.TradeMarkID)
-		check("trademark_name", r.TrademarkName, p.TradeMarkName)
-		check("has_variants", r.HasVariants, p.HasVariants)
-		check("allow_sale", r.AllowSale, p.AllowsSale)
-		check("is_active", r.IsActive, p.IsActive)
-		check("product_type", r.ProductType, p.Type)
-		check("images", strings.Join(r.Images, " "), strings.Join(p.Images, " "))
-		if !near(r.BasePrice, p.BasePrice) {
-			add("products_full %d.base_price = %v, want %v", p.ID, r.BasePrice, p.BasePrice)
-		}
-		if !near(r.Weight, p.Weight) {
-			add("products_full %d.weight = %v, want %v", p.ID, r.Weight, p.Weight)
-		}
-		if !near(r.TotalOnHand, onHand) || !near(r.TotalReserved, reserved) {
-			add("products_full %d totals = %v/%v, want %v/%v", p.ID, r.TotalOnHand, r.TotalReserved, onHand, reserved)
-		}
-		var ga, wa []string
-		for _, a := range r.Attributes {
-			ga = append(ga, a.AttributeName+"="+a.AttributeValue)
-		}
-		for _, a := range p.Attributes {
-			wa = append(wa, a.AttributeName+"="+a.AttributeValue)
-		}
-		check("attributes", strings.Join(ga, ","), strings.Join(wa, ","))
-		var gi, wi []string
-		for _, v := range r.Inventory {
-			gi = append(gi, fmt.Sprintf("%d:%s:%g:%g", v.BranchID, v.BranchName, v.OnHand, v.Reserved))
-		}
-		for _, v := range p.Inventories {
-			wi = append(wi, fmt.Sprintf("%d:%s:%g:%g", v.BranchID, v.BranchName, v.OnHand, v.Reserved))
-		}
-		sort.Strings(gi)
-		sort.Strings(wi)
-		check("inventory_by_branch", strings.Join(gi, " "), strings.Join(wi, " "))
 	}
 	for id, r := range got {
-		add("products_full: product %d (%s) should not be there", id, r.Code)
+		add("products_full: product %d (%v) should not be there", id, r["code"])
 	}
 
 	// The legacy tables: the same products, their stock rows, and the categories.
@@ -206,6 +127,41 @@ func Compare(ctx context.Context, db *pgxpool.Pool, cat kiotvietfake.Catalogue, 
 		}
 	}
 
+	// Branches, once a sync read them: the active ones, and the deactivated ones kept (name and all) as
+	// inactive.
+	var nBranches int
+	if err := db.QueryRow(ctx, `select count(*) from public.kiotviet_branches`).Scan(&nBranches); err != nil {
+		return nil, err
+	}
+	if nBranches > 0 {
+		brow, err := db.Query(ctx, `select id, branch_name, is_active from public.kiotviet_branches`)
+		if err != nil {
+			return nil, err
+		}
+		gotBranch := map[int64]string{}
+		for brow.Next() {
+			var id int64
+			var name string
+			var active bool
+			if err := brow.Scan(&id, &name, &active); err != nil {
+				brow.Close()
+				return nil, err
+			}
+			gotBranch[id] = fmt.Sprintf("%s|%t", name, active)
+		}
+		brow.Close()
+		for _, b := range cat.Branches {
+			if w := b.Name + "|true"; gotBranch[b.ID] != w {
+				add("kiotviet_branches %d = %q, want %q", b.ID, gotBranch[b.ID], w)
+			}
+		}
+		for _, b := range cat.InactiveBranches {
+			if w := b.Name + "|false"; gotBranch[b.ID] != w {
+				add("kiotviet_branches %d = %q, want %q (deactivated)", b.ID, gotBranch[b.ID], w)
+			}
+		}
+	}
+
 	if withAttributes {
 		arow, err := db.Query(ctx, `select id, name, attribute_values from public.kiotviet_attributes`)
 		if err != nil {
@@ -245,3 +201,220 @@ func Compare(ctx context.Context, db *pgxpool.Pool, cat kiotvietfake.Catalogue, 
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 0.0005 }
+
+// compareRow lists the columns of one kiotviet_products_full row (as to_jsonb gives it) that differ from
+// what the ERP should read for the product, JSON columns included (erp-contract §4.1), as "column = got,
+// want want". The expectations are built here from the fake's typed catalogue, not by the sync's code.
+func compareRow(r map[string]any, p kiotvietfake.Product) []string {
+	var diffs []string
+	check := func(col string, want any) {
+		if g := canon(r[col]); g != canon(want) {
+			diffs = append(diffs, fmt.Sprintf("%s = %s, want %s", col, g, canon(want)))
+		}
+	}
+	orNil := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	idOrNil := func(v int64) any {
+		if v == 0 {
+			return nil
+		}
+		return v
+	}
+	var onHand, reserved float64
+	for _, v := range p.Inventories {
+		onHand += v.OnHand
+		reserved += v.Reserved
+	}
+	minStock, maxStock := 0.0, 999999999.0
+	if len(p.Inventories) > 0 {
+		minStock = p.Inventories[0].MinQuantity
+		if p.Inventories[0].MaxQuantity > 0 {
+			maxStock = p.Inventories[0].MaxQuantity
+		}
+	}
+	check("code", p.Code)
+	check("name", p.Name)
+	check("barcode", orNil(p.Barcode))
+	check("full_name", orNil(p.FullName))
+	check("description", orNil(p.Description))
+	check("order_template", orNil(p.OrderTemplate))
+	check("category_id", idOrNil(p.CategoryID))
+	check("category_name", orNil(p.CategoryName))
+	check("category_path", orNil(p.CategoryPath))
+	check("trademark_id", idOrNil(p.TradeMarkID))
+	check("trademark_name", orNil(p.TradeMarkName))
+	check("master_code", orNil(p.MasterCode))
+	check("master_product_id", idOrNil(p.MasterProductID))
+	check("master_unit_id", idOrNil(p.MasterUnitID))
+	check("base_price", p.BasePrice)
+	check("weight", p.Weight)
+	check("total_on_hand", onHand)
+	check("total_reserved", reserved)
+	check("total_available", onHand-reserved)
+	check("min_stock", minStock)
+	check("max_stock", maxStock)
+	check("low_stock_alert", onHand < minStock)
+	check("overstock_alert", onHand > maxStock)
+	check("has_variants", p.HasVariants)
+	check("allow_sale", p.AllowsSale)
+	check("is_active", p.IsActive)
+	check("product_type", p.Type)
+	check("is_reward_point", p.IsRewardPoint)
+	check("is_lot_serial_control", p.IsLotSerialControl)
+	check("is_batch_expire_control", p.IsBatchExpireControl)
+
+	shelf := map[int64]string{}
+	for _, s := range p.Shelves {
+		shelf[s.BranchID] = s.Shelves
+	}
+	var inv, units, pbs, formulas, serials, batches, shelves []map[string]any
+	for _, v := range p.Inventories {
+		e := map[string]any{"branch_id": v.BranchID, "branch_name": v.BranchName, "on_hand": v.OnHand, "reserved": v.Reserved,
+			"available": v.OnHand - v.Reserved, "min_quality": v.MinQuantity, "max_quality": v.MaxQuantity, "location": nil}
+		if s, ok := shelf[v.BranchID]; ok {
+			e["location"] = s
+		}
+		inv = append(inv, e)
+	}
+	if p.Unit != "" || len(p.Units) > 0 {
+		units = append(units, map[string]any{"unitName": p.Unit, "unit_name": p.Unit, "is_base_unit": p.MasterUnitID == 0,
+			"conversion_value": p.ConversionValue})
+		for _, u := range p.Units {
+			if u.ID != p.ID {
+				units = append(units, map[string]any{"unit_name": u.Unit, "is_base_unit": u.ID == p.MasterUnitID,
+					"conversion_value": u.ConversionValue})
+			}
+		}
+	}
+	for _, b := range p.PriceBooks {
+		pbs = append(pbs, map[string]any{"price_book_id": b.PriceBookID, "price_book_name": b.PriceBookName, "price": b.Price,
+			"is_active": b.IsActive, "from_date": b.StartDate, "to_date": b.EndDate})
+	}
+	for _, c := range p.Components {
+		formulas = append(formulas, map[string]any{"material_id": c.ProductID, "component_code": c.Code, "product_name": c.FullName,
+			"quantity": c.Quantity, "unit": orNil(c.Unit)})
+	}
+	for _, x := range p.Serials {
+		serials = append(serials, map[string]any{"serial_number": x.SerialNumber, "status": x.Status, "branch_id": x.BranchID})
+	}
+	for _, b := range p.Batches {
+		batches = append(batches, map[string]any{"batch_code": b.BatchName, "quantity": b.OnHand, "branch_id": b.BranchID,
+			"expiration_date": b.ExpireDate})
+	}
+	for _, s := range p.Shelves {
+		shelves = append(shelves, map[string]any{"branch_id": s.BranchID, "branch_name": s.BranchName, "shelf_name": s.Shelves})
+	}
+	var attrs []map[string]any
+	for _, a := range p.Attributes {
+		attrs = append(attrs, map[string]any{"attributeName": a.AttributeName, "attributeValue": a.AttributeValue})
+	}
+	images := make([]any, len(p.Images))
+	for i, u := range p.Images {
+		images[i] = u
+	}
+	for _, c := range []struct {
+		col     string
+		want    []map[string]any
+		ordered bool
+	}{{"inventory_by_branch", inv, false}, {"attributes", attrs, true}, {"units", units, true}, {"price_books", pbs, false},
+		{"product_formulas", formulas, false}, {"product_serials", serials, false}, {"product_batch_expires", batches, false},
+		{"product_shelves", shelves, false}} {
+		if d := compareArray(r[c.col], c.want, c.ordered); d != "" {
+			diffs = append(diffs, c.col+" "+d)
+		}
+	}
+	if g, w := canon(r["images"]), canon(images); g != w {
+		diffs = append(diffs, fmt.Sprintf("images = %s, want %s", g, w))
+	}
+	return diffs
+}
+
+// compareArray checks a JSON array column: an array with one element per wanted one, each holding the
+// wanted keys with the wanted values (other keys, e.g. KiotViet's own, are fine); ordered keeps the
+// order (units: the product's own first), else elements are compared as a set.
+func compareArray(got any, want []map[string]any, ordered bool) string {
+	list, ok := got.([]any)
+	if !ok {
+		return fmt.Sprintf("is %T, not a JSON array", got)
+	}
+	var g, w []string
+	for i, e := range list {
+		m, _ := e.(map[string]any)
+		if i < len(want) || !ordered {
+			var keysOf map[string]any
+			if ordered {
+				keysOf = want[i]
+			} else if len(want) > 0 {
+				keysOf = want[0]
+			}
+			g = append(g, canonKeys(m, keysOf))
+		} else {
+			g = append(g, canon(m))
+		}
+	}
+	for _, e := range want {
+		w = append(w, canonKeys(e, e))
+	}
+	if !ordered {
+		sort.Strings(g)
+		sort.Strings(w)
+	}
+	if strings.Join(g, " ") != strings.Join(w, " ") {
+		return fmt.Sprintf("= %s, want %s", strings.Join(g, " "), strings.Join(w, " "))
+	}
+	return ""
+}
+
+// canonKeys prints m's values for keys (sorted), canonically.
+func canonKeys(m map[string]any, keys map[string]any) string {
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = k + "=" + canon(m[k])
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// canon prints a value so that a database JSON value and a Go value holding the same thing print the
+// same: numbers by value (3 decimals), times and date strings as UTC instants, arrays element by element.
+func canon(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case float64:
+		return strconv.FormatFloat(math.Round(x*1000)/1000, 'f', -1, 64)
+	case int:
+		return canon(float64(x))
+	case int64:
+		return canon(float64(x))
+	case time.Time:
+		if x.IsZero() {
+			return "null"
+		}
+		return x.UTC().Format(time.RFC3339Nano)
+	case string:
+		if len(x) >= 19 && x[4] == '-' && x[10] == 'T' {
+			if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
+				return t.UTC().Format(time.RFC3339Nano)
+			}
+		}
+		return strconv.Quote(x)
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = canon(e)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	case map[string]any:
+		return canonKeys(x, x)
+	}
+	return fmt.Sprint(v)
+}

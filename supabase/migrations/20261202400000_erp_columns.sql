@@ -4,7 +4,8 @@
 -- master_product_id and master_unit_id, so a variant or unit grouping can be read from the table. The page
 -- functions are re-created from their newest definitions (20261130000300_rpc.sql) with these rules added:
 --   * products: a code renamed with "{DEL}" is a deleted product (removed, never stored, never blocks a
---     page); stock of a deactivated branch is left out; the master columns are written;
+--     page); stock of a deactivated branch (its stock, serials, lots and shelves) is left out; the master
+--     columns are written;
 --   * categories: an item marked is_deleted is removed like a removed id;
 --   * stock: entries of a deactivated branch are skipped;
 --   * branches: the ids KiotViet lists as removed (deactivated) are marked inactive, keeping the row and
@@ -16,6 +17,19 @@ alter table public.kiotviet_products_full
   add column if not exists master_code text,
   add column if not exists master_product_id bigint,
   add column if not exists master_unit_id bigint;
+
+-- The elements of a JSON array that belong to none of the branches: stock of a deactivated branch
+-- (inventory_by_branch's branch_id, or KiotViet's branchId in serials, lots and shelves) is not shown.
+create or replace function public.kiotviet_without_branches(p_arr jsonb, p_branches bigint[]) returns jsonb
+language sql immutable set search_path = '' as $$
+  select case
+    when coalesce(cardinality(p_branches), 0) = 0 or jsonb_typeof(p_arr) is distinct from 'array' then p_arr
+    else coalesce((select jsonb_agg(e order by o) from jsonb_array_elements(p_arr) with ordinality as x(e, o)
+                    where not coalesce(coalesce(e ->> 'branch_id', e ->> 'branchId')::bigint = any (p_branches), false)),
+                  '[]'::jsonb)
+  end
+$$;
+revoke all on function public.kiotviet_without_branches(jsonb, bigint[]) from public, anon, authenticated;
 
 create or replace function public.kiotviet_apply_categories(
   p_run_id uuid, p_credential_id uuid, p_rows jsonb, p_removed_ids bigint[], p_cursor timestamptz,
@@ -133,8 +147,10 @@ begin
     coalesce(r.has_variants, false), coalesce(r.allow_sale, true), coalesce(r.is_active, true), coalesce(r.product_type, 2),
     coalesce(r.is_reward_point, true), coalesce(r.is_lot_serial_control, false), coalesce(r.is_batch_expire_control, false),
     inv.branches, coalesce(r.images, '[]'), coalesce(r.attributes, '[]'), coalesce(r.units, '[]'),
-    coalesce(r.price_books, '[]'), coalesce(r.product_formulas, '[]'), coalesce(r.product_serials, '[]'),
-    coalesce(r.product_batch_expires, '[]'), coalesce(r.product_shelves, '[]'), p_credential_id, r.modified_date
+    coalesce(r.price_books, '[]'), coalesce(r.product_formulas, '[]'),
+    public.kiotviet_without_branches(coalesce(r.product_serials, '[]'), inactive),
+    public.kiotviet_without_branches(coalesce(r.product_batch_expires, '[]'), inactive),
+    public.kiotviet_without_branches(coalesce(r.product_shelves, '[]'), inactive), p_credential_id, r.modified_date
   from jsonb_to_recordset(coalesce(p_rows, '[]'::jsonb)) as r(id bigint, code text, name text, barcode text,
     full_name text, description text, order_template text, category_id bigint, category_name text,
     trademark_id bigint, trademark_name text, master_code text, master_product_id bigint, master_unit_id bigint,
@@ -359,8 +375,9 @@ end $$;
 -- Branches (small, read in full with includeRemoveIds): names for stock rows, and deactivations. A branch
 -- in p_removed_ids is deactivated: its row stays (with its name, which history and stock rows read) as
 -- is_active = false, and its stock leaves kiotviet_inventory and every inventory_by_branch (totals
--- follow). Only a branch that turns inactive in this call is cleaned, so a re-read costs nothing; the
--- products and stock pages skip inactive branches themselves. A removed id never seen before is ignored (no name to keep).
+-- follow), as do its serials, lots and shelves. Only a branch that turns inactive in this call is cleaned,
+-- so a re-read costs nothing; the products and stock pages skip inactive branches themselves. A removed id
+-- not known yet is recorded inactive, named after its stock rows if any, so that later pages skip it too.
 drop function if exists public.kiotviet_apply_branches(uuid, uuid, jsonb);
 create or replace function public.kiotviet_apply_branches(
   p_run_id uuid, p_credential_id uuid, p_rows jsonb, p_removed_ids bigint[] default '{}'
@@ -391,9 +408,16 @@ begin
         is distinct from (excluded.branch_name, excluded.address, excluded.is_active, excluded.credential_id, excluded.modified_date);
   get diagnostics n = row_count;
 
-  -- removed ids that were not in the list: deactivate the known ones
+  -- removed ids that were not in the list: deactivate the known ones, record the unknown ones
   update public.kiotviet_branches b set is_active = false, synced_at = now()
    where b.id = any (p_removed_ids) and b.is_active;
+  get diagnostics n_full = row_count; n := n + n_full;
+  insert into public.kiotviet_branches (id, branch_name, is_active, credential_id, synced_at)
+  select x, coalesce((select i.branch_name from public.kiotviet_inventory i where i.branch_id = x and i.branch_name is not null
+                       limit 1), ''), false, p_credential_id, now()
+    from unnest(p_removed_ids) x
+   where not exists (select from public.kiotviet_branches b where b.id = x)
+  on conflict (id) do nothing;
   get diagnostics n_full = row_count; n := n + n_full;
 
   n_full := 0;
@@ -401,21 +425,22 @@ begin
     delete from public.kiotviet_inventory where branch_id = any (gone);
     get diagnostics n_inv = row_count;
     with fixed as (
-      select f.id, coalesce(jsonb_agg(e order by o) filter (where not (e ->> 'branch_id')::bigint = any (gone)), '[]') as inv
+      select f.id, public.kiotviet_without_branches(f.inventory_by_branch, gone) as inv,
+             public.kiotviet_without_branches(f.product_serials, gone) as serials,
+             public.kiotviet_without_branches(f.product_batch_expires, gone) as batches,
+             public.kiotviet_without_branches(f.product_shelves, gone) as shelves
         from public.kiotviet_products_full f
-        cross join lateral jsonb_array_elements(f.inventory_by_branch) with ordinality as x(e, o)
-       where jsonb_typeof(f.inventory_by_branch) = 'array'
-         and exists (select from jsonb_array_elements(f.inventory_by_branch) e2
-                      where (e2 ->> 'branch_id')::bigint = any (gone))
-       group by f.id
     )
     update public.kiotviet_products_full f
-       set inventory_by_branch = fixed.inv,
+       set inventory_by_branch = fixed.inv, product_serials = fixed.serials, product_batch_expires = fixed.batches,
+           product_shelves = fixed.shelves,
            total_on_hand = (select coalesce(sum((b ->> 'on_hand')::numeric), 0) from jsonb_array_elements(fixed.inv) b),
            total_reserved = (select coalesce(sum((b ->> 'reserved')::numeric), 0) from jsonb_array_elements(fixed.inv) b),
            total_available = (select coalesce(sum((b ->> 'available')::numeric), 0) from jsonb_array_elements(fixed.inv) b)
       from fixed
-     where f.id = fixed.id;
+     where f.id = fixed.id
+       and (f.inventory_by_branch, f.product_serials, f.product_batch_expires, f.product_shelves)
+           is distinct from (fixed.inv, fixed.serials, fixed.batches, fixed.shelves);
     get diagnostics n_full = row_count;
   end if;
   return jsonb_build_object('written', n, 'inventory', n_full, 'deleted', n_inv);
