@@ -123,7 +123,7 @@ func TestEveryEndpointMatchesTheCatalogue(t *testing.T) {
 	e := setup(t, kiotvietfake.Options{Products: 230, Branches: 3, Categories: 25, Seed: 7}, nil)
 	snap := e.fake.Snapshot()
 
-	products, pages, err := collect(t, e.client.Products(kiotviet.ListOptions{IncludeInventory: true, OrderBy: "id"}))
+	products, pages, err := collect(t, e.client.Products(kiotviet.ListOptions{IncludeInventory: true, IncludeQuantity: true, OrderBy: "id"}))
 	must(t, err)
 	eq(t, len(snap.Products), len(products), "product count")
 	eq(t, 3, len(pages), "pages of 100")
