@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -253,7 +254,13 @@ func TestCronInstallAndDoctor(t *testing.T) {
 	require.NoError(t, b.db.QueryRow(ctx, `select count(*) from vault.secrets where name like 'kiotviet\_%'`).Scan(&n))
 	assert.Equal(t, 2, n)
 
+	// the replies and cron runs of earlier tests are not this test's
+	_, err = b.db.Exec(ctx, `delete from net._http_response; delete from cron.job_run_details`)
+	require.NoError(t, err)
 	out = b.ok(t, "", "doctor")
+	assert.Contains(t, out, "✓ KiotViet token for "+b.fake.Retailer())
+	assert.Contains(t, out, "✓ schedules:")
+	assert.Contains(t, out, "✓ running runs:")
 	assert.Contains(t, out, "✓ cron job kiotviet-sync-scheduler")
 	assert.Contains(t, out, "✓ Vault secret kiotviet_cron_secret: present and equal to KIOTVIET_CRON_SECRET")
 	assert.Contains(t, out, "is kvsync (a wrong secret gets 401)")
@@ -264,6 +271,76 @@ func TestCronInstallAndDoctor(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, out, "differs from KIOTVIET_CRON_SECRET")
 	assert.NotContains(t, out, cliCronSecret)
+	b.env["KIOTVIET_CRON_SECRET"] = cliCronSecret
+
+	// doctor checks the path that matters: each break below fails it, with a fix, and nothing else does
+	broken := func(want, fix string) {
+		t.Helper()
+		out, _, err := b.cli(t, "", "doctor")
+		require.Error(t, err, "doctor must exit non-zero:\n%s", out)
+		assert.Contains(t, out, want)
+		assert.Regexp(t, `fix: .*`+regexp.QuoteMeta(fix), out)
+		assert.Equal(t, 1, strings.Count(out, "✗ "), "only the broken path fails:\n%s", out)
+		assert.NotContains(t, out, b.fake.ClientSecret())
+	}
+	mustExec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := b.db.Exec(ctx, sql, args...)
+		require.NoError(t, err)
+	}
+	b.ok(t, "", "doctor")
+
+	// KiotViet down
+	tokenURL := b.env["KIOTVIET_TOKEN_URL"]
+	b.env["KIOTVIET_TOKEN_URL"] = closedURL(t) + kiotvietfake.TokenPath
+	broken("KiotViet does not answer", "check the network and KIOTVIET_TOKEN_URL")
+	b.env["KIOTVIET_TOKEN_URL"] = tokenURL
+
+	// the credential rejected (API access removed: KiotViet no longer knows the client id)
+	mustExec(`update kiotviet_credentials set client_id = 'revoked-' || client_id where is_active`)
+	broken("KiotViet rejects the client id or secret", "save the connection again")
+	mustExec(`update kiotviet_credentials set client_id = substr(client_id, 9) where is_active and client_id like 'revoked-%'`)
+
+	// a schedule whose last runs all failed
+	var credID string
+	require.NoError(t, b.db.QueryRow(ctx, `select id from kiotviet_credentials where is_active`).Scan(&credID))
+	b.ok(t, "", "schedule", "set", "--credential", credID, "--type", "inventory", "--every", "hourly")
+	mustExec(`update kiotviet_sync_schedules set consecutive_failures = 3, last_status = 'failed', last_error = 'KiotViet 503: maintenance'`)
+	broken("its last 3 runs failed: KiotViet 503: maintenance", "see the error; kvsync sync --credential "+credID+" --type inventory")
+	mustExec(`update kiotviet_sync_schedules set consecutive_failures = 0, last_status = 'success', last_error = null`)
+
+	// a running run whose worker stopped beating
+	mustExec(`insert into kiotviet_sync_logs (credential_id, sync_type, status, trigger, worker, started_at, heartbeat_at, lease_expires_at)
+		values ($1, 'attributes', 'running', 'manual', 'gone-worker', now() - interval '12 minutes', now() - interval '10 minutes',
+		        now() + interval '1 minute')`, credID)
+	broken("worker gone-worker has not beaten for 10m", "the worker died or hangs")
+	mustExec(`delete from kiotviet_sync_logs where worker = 'gone-worker'`)
+
+	// the dispatcher refusing the cron's calls
+	mustExec(`insert into net._http_response (id, status_code, timed_out, created) values (-1, 401, false, now())`)
+	broken("the last 1 were 401: the dispatcher refuses the cron's secret", "kvsync cron install --url")
+	mustExec(`delete from net._http_response where id = -1`)
+
+	// pg_cron not firing: the job's last run an hour ago. A real tick may land meanwhile (every 5
+	// minutes): then the scenario is set up again.
+	for attempt := 0; ; attempt++ {
+		mustExec(`delete from cron.job_run_details`)
+		mustExec(`insert into cron.job_run_details (jobid, command, status, start_time, end_time)
+			select jobid, command, 'succeeded', now() - interval '1 hour', now() - interval '1 hour' from cron.job
+			 where jobname = 'kiotviet-sync-scheduler'`)
+		out, _, err := b.cli(t, "", "doctor")
+		var ticked bool
+		require.NoError(t, b.db.QueryRow(ctx, `select count(*) > 1 from cron.job_run_details`).Scan(&ticked))
+		if ticked && attempt < 3 {
+			continue
+		}
+		require.Error(t, err)
+		assert.Contains(t, out, "pg_cron is not firing the job")
+		assert.Contains(t, out, "fix: pg_cron's scheduler must run in this database")
+		break
+	}
+	mustExec(`delete from cron.job_run_details`)
+	b.ok(t, "", "doctor")
 }
 
 // serve starts `kvsync serve` on a free port until the test ends and returns its address.

@@ -19,9 +19,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/migrate"
 	"github.com/kvsync/kvsync/internal/redact"
 	"github.com/kvsync/kvsync/internal/secret"
+	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/supabase"
 )
@@ -34,7 +36,10 @@ Checks, with what to do for each problem: which kinds of Supabase keys are confi
 migrations; the cron job, its schedule and its last runs; the Vault secrets (never printed) and that the
 cron secret equals KIOTVIET_CRON_SECRET; that the dispatcher URL answers as kvsync (it sends a WRONG secret
 and expects 401, so it never starts a sync); that the encryption keys decrypt the stored credentials.
-Exits non-zero when a check fails.`)
+And the path that matters: that the cron job ran in the last 15 minutes and the dispatcher's recent
+replies (net._http_response) were 2xx; that every active credential gets a KiotViet token (a live token
+request, no data read); that no schedule's last 3 runs all failed and none is paused; that no running run
+has gone a minute without a heartbeat. Exits non-zero when a check fails.`)
 	if err := parseFlags(fs, e.args); err != nil {
 		return err
 	}
@@ -77,6 +82,9 @@ Exits non-zero when a check fails.`)
 		if ext.cron {
 			d.cronJob(ctx, a.pool)
 		}
+		if ext.net {
+			d.dispatcherReplies(ctx, a.pool)
+		}
 		if ext.vault {
 			if u := d.vault(ctx, a.pool, a.cfg.CronSecret.Reveal()); u != "" {
 				d.dispatcher(ctx, u)
@@ -84,6 +92,8 @@ Exits non-zero when a check fails.`)
 		}
 	}
 	d.keys(ctx, a)
+	d.schedules(ctx, a)
+	d.staleRuns(ctx, a)
 	return d.result()
 }
 
@@ -217,7 +227,11 @@ func (d *doctor) cronJob(ctx context.Context, pool *pgxpool.Pool) {
 		where jobid = $1 order by start_time desc nulls last limit 1`, jobID).Scan(&status, &msg, &start)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		d.pass(name, fmt.Sprintf("job %d, %s; no run yet (it runs every 5 minutes)", jobID, cronSchedule))
+		d.pass(name, fmt.Sprintf("job %d, %s; no run yet (it runs every 5 minutes: once it has, doctor checks it keeps running)", jobID, cronSchedule))
+	case start != nil && time.Since(*start) > cronStale:
+		d.fail(name, fmt.Sprintf("its last run was %s: pg_cron is not firing the job", ago(start, time.Now())),
+			"pg_cron's scheduler must run in this database (cron.database_name; Supabase: Database > Cron); "+
+				"see select * from cron.job_run_details order by start_time desc limit 5")
 	case err != nil:
 		d.fail(name, "reading cron.job_run_details: "+err.Error(), "check that DATABASE_URL is the postgres user's")
 	case status == "failed":
@@ -225,6 +239,72 @@ func (d *doctor) cronJob(ctx context.Context, pool *pgxpool.Pool) {
 			"see sql/cron/verify.sql; usually a missing migration (kvsync migrate) or pg_net")
 	default:
 		d.pass(name, fmt.Sprintf("job %d, %s; last run %s %s", jobID, cronSchedule, ago(start, time.Now()), status))
+	}
+}
+
+// cronStale: the job runs every 5 minutes; three missed ticks mean it is not firing.
+const cronStale = 15 * time.Minute
+
+// dispatcherReplies reads what the dispatcher answered the cron's calls lately (pg_net keeps the replies in
+// net._http_response): every sync depends on those being 2xx.
+func (d *doctor) dispatcherReplies(ctx context.Context, pool *pgxpool.Pool) {
+	const name = "dispatcher replies"
+	rows, err := pool.Query(ctx, `select status_code, coalesce(timed_out, false), coalesce(error_msg, ''), created
+		from net._http_response where created > now() - interval '1 hour' order by created desc limit 3`)
+	if err != nil {
+		d.fail(name, "reading net._http_response: "+redact.Error(err).Error(), "check that DATABASE_URL is the postgres user's")
+		return
+	}
+	type reply struct {
+		code     *int
+		timedOut bool
+		msg      string
+		at       time.Time
+	}
+	var got []reply
+	for rows.Next() {
+		var r reply
+		if err := rows.Scan(&r.code, &r.timedOut, &r.msg, &r.at); err != nil {
+			rows.Close()
+			d.fail(name, err.Error(), "check that DATABASE_URL is the postgres user's")
+			return
+		}
+		got = append(got, r)
+	}
+	rows.Close()
+	if len(got) == 0 {
+		d.pass(name, "none in the last hour (the cron has not called the dispatcher, or pg_net purged them)")
+		return
+	}
+	var seen []string
+	var bad *reply
+	for i, r := range got {
+		switch {
+		case r.code == nil || r.timedOut:
+			seen = append(seen, "no answer")
+		default:
+			seen = append(seen, fmt.Sprint(*r.code))
+		}
+		if bad == nil && (r.code == nil || r.timedOut || *r.code < 200 || *r.code >= 300) {
+			bad = &got[i]
+		}
+	}
+	if bad == nil {
+		d.pass(name, fmt.Sprintf("the last %d were %s", len(got), strings.Join(seen, ", ")))
+		return
+	}
+	detail := fmt.Sprintf("the last %d were %s", len(got), strings.Join(seen, ", "))
+	switch {
+	case bad.code == nil || bad.timedOut:
+		d.fail(name, detail+": "+oneLine(redact.String(bad.msg), 120),
+			"kvsync serve must be reachable from the database at the Vault URL kiotviet_dispatcher_url (see the dispatcher URL check)")
+	case *bad.code == http.StatusUnauthorized || *bad.code == http.StatusForbidden:
+		d.fail(name, detail+": the dispatcher refuses the cron's secret",
+			"kvsync cron install --url <the dispatcher's URL> with the KIOTVIET_CRON_SECRET kvsync serve uses")
+	case *bad.code == http.StatusNotFound:
+		d.fail(name, detail+": wrong path or host", "the URL must end in "+dispatcherPath+": kvsync cron install --url …")
+	default:
+		d.fail(name, detail, "see kvsync serve's log for what failed at "+bad.at.Format(time.RFC3339))
 	}
 }
 
@@ -356,6 +436,89 @@ func cmpPort(u *url.URL) string {
 	return "80"
 }
 
+// token asks KiotViet for a token with a credential's client id and secret, as every run does first: the
+// check that the credential still works, without reading any data (a token request is not a GET of the
+// shop's hourly budget).
+func (d *doctor) token(ctx context.Context, a *app, c store.Credential, clientSecret string) {
+	name := fmt.Sprintf("KiotViet token for %s (credential %s)", c.RetailerName, c.ID)
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	cfg := a.kiotviet
+	cfg.MaxAttempts = 1
+	_, err := kiotviet.FetchToken(tctx, cfg, kiotviet.Credentials{Retailer: c.RetailerName, ClientID: c.ClientID, ClientSecret: clientSecret})
+	switch {
+	case err == nil:
+		d.pass(name, "KiotViet issues one")
+	case kiotviet.CredentialsRejected(err):
+		d.fail(name, "KiotViet rejects the client id or secret: "+redact.Error(err).Error(),
+			"the shop owner changed them or removed API access: save the connection again in the ERP's settings, "+
+				"or printf %s \"$SECRET\" | kvsync credentials add --retailer "+c.RetailerName+" --client-id <client id>")
+	default:
+		d.fail(name, "KiotViet does not answer: "+redact.Error(err).Error(),
+			"check the network and KIOTVIET_TOKEN_URL ("+redact.String(cfg.TokenURL)+"); every sync fails until it answers")
+	}
+}
+
+// failedRuns: this many scheduled runs in a row failing means the schedule is broken, not unlucky.
+const failedRuns = 3
+
+// schedules: none has failed its last failedRuns runs, and none is paused.
+func (d *doctor) schedules(ctx context.Context, a *app) {
+	rows, err := a.store.Status(ctx)
+	if err != nil {
+		d.fail("schedules", err.Error(), "kvsync migrate")
+		return
+	}
+	bad := 0
+	for _, r := range rows {
+		name := fmt.Sprintf("schedule %s %s (%s)", deref(r.RetailerName, r.CredentialID), r.SyncType, r.ScheduleID)
+		switch {
+		case r.PausedReason != nil:
+			bad++
+			d.fail(name, "paused: "+*r.PausedReason,
+				"fix the cause, then kvsync schedule resume "+r.ScheduleID+" (saving the connection again resumes it too)")
+		case r.ConsecutiveFailures >= failedRuns:
+			bad++
+			retry := ""
+			if r.NextRetryAt != nil {
+				retry = "; next retry " + deref(r.NextRunLocal, "-")
+			}
+			d.fail(name, fmt.Sprintf("its last %d runs failed: %s%s", r.ConsecutiveFailures, oneLine(deref(r.LastError, "no error recorded"), 160), retry),
+				"see the error; kvsync sync --credential "+r.CredentialID+" --type "+r.SyncType+" runs it now with the streams' errors")
+		}
+	}
+	if bad == 0 {
+		d.pass("schedules", fmt.Sprintf("%d, none paused, none with its last %d runs failed", len(rows), failedRuns))
+	}
+}
+
+// staleBeat: the engine beats every ≤ 10 s; a minute without one means the worker is gone or stuck.
+const staleBeat = time.Minute
+
+func (d *doctor) staleRuns(ctx context.Context, a *app) {
+	runs, err := a.store.StaleRuns(ctx, staleBeat)
+	if err != nil {
+		d.fail("running runs", err.Error(), "kvsync migrate")
+		return
+	}
+	for _, r := range runs {
+		d.fail(fmt.Sprintf("run %s (%s %s)", r.RunID, deref(r.RetailerName, "?"), r.SyncType),
+			fmt.Sprintf("still running, but worker %s has not beaten for %s (lease until %s)", deref(r.Worker, "?"),
+				human(time.Duration(r.SecondsSinceHeartbeat)*time.Second), tsOr(r.LeaseExpiresAt)),
+			"the worker died or hangs: check its log; once the lease expires the next dispatcher tick (or kvsync dispatch) rescues the run")
+	}
+	if len(runs) == 0 {
+		d.pass("running runs", "every running run has a heartbeat from the last minute")
+	}
+}
+
+func tsOr(t *time.Time) string {
+	if t == nil {
+		return "none"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
 func (d *doctor) keys(ctx context.Context, a *app) {
 	const name = "encryption keys"
 	keys, err := a.cfg.Keyring()
@@ -388,6 +551,7 @@ func (d *doctor) keys(ctx context.Context, a *app) {
 			bad = append(bad, fmt.Sprintf("%s (%s): client secret: %v", c.ID, c.RetailerName, err))
 			continue
 		} else {
+			d.token(ctx, a, full, string(pt))
 			clear(pt)
 		}
 		if keys.NeedsRotation(*full.EncryptedClientSecret) || keys.NeedsRotation(full.EncryptedToken) {

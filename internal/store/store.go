@@ -424,6 +424,25 @@ func (s *Store) DeleteSchedule(ctx context.Context, scheduleID string) error {
 	return s.call(ctx, "kiotviet_delete_schedule", &ok, false, Arg{"p_schedule_id", scheduleID})
 }
 
+// StaleRun is a running run whose worker has not beaten for a while (kiotviet_stale_runs).
+type StaleRun struct {
+	RunID                 string     `json:"run_id"`
+	CredentialID          *string    `json:"credential_id"`
+	RetailerName          *string    `json:"retailer_name"`
+	SyncType              string     `json:"sync_type"`
+	Worker                *string    `json:"worker"`
+	HeartbeatAt           *time.Time `json:"heartbeat_at"`
+	LeaseExpiresAt        *time.Time `json:"lease_expires_at"`
+	SecondsSinceHeartbeat int64      `json:"seconds_since_heartbeat"`
+}
+
+// StaleRuns lists running runs without a heartbeat for longer than after.
+func (s *Store) StaleRuns(ctx context.Context, after time.Duration) ([]StaleRun, error) {
+	var out []StaleRun
+	err := s.call(ctx, "kiotviet_stale_runs", &out, true, Arg{"p_seconds", leaseSeconds(after)})
+	return out, err
+}
+
 // PauseSchedules pauses every enabled schedule of a credential with the reason (kiotviet_pause_schedules);
 // it returns how many it paused.
 func (s *Store) PauseSchedules(ctx context.Context, credentialID, reason string) (int, error) {
