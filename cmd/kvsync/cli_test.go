@@ -18,6 +18,7 @@ import (
 
 	"github.com/kvsync/kvsync/internal/kiotvietfake"
 	"github.com/kvsync/kvsync/internal/secret"
+	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/internal/testdb"
 )
 
@@ -519,4 +520,16 @@ func (b *cliBundle) storeStart(t *testing.T, credID string) (string, error) {
 	var id string
 	err := b.db.QueryRow(context.Background(), `select public.kiotviet_start_run($1, 'attributes', 'manual', 'other', 120)`, credID).Scan(&id)
 	return id, err
+}
+
+// The progress line shows a share once KiotViet's total is known, never past 100%.
+func TestProgressText(t *testing.T) {
+	assert.Equal(t, "products: 45% (4,500 of 10,000), 45 pages, 4,530 records",
+		progressText(syncer.Progress{Stream: "products", Done: 4500, Total: 10000, Pages: 45, Records: 4530}))
+	assert.Equal(t, "categories: 0 pages, 0 records", progressText(syncer.Progress{Stream: "categories"}),
+		"no total yet: no share")
+	assert.Equal(t, "starting: 0 pages, 0 records", progressText(syncer.Progress{}))
+	assert.Equal(t, "products: 100% (1,010 of 1,000), 11 pages, 1,010 records",
+		progressText(syncer.Progress{Stream: "products", Done: 1010, Total: 1000, Pages: 11, Records: 1010}),
+		"a window read again stops at 100%")
 }

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/syncer"
 )
 
 func cmdStatus(ctx context.Context, e env) error {
@@ -113,11 +113,7 @@ func running(r store.ScheduleStatus, now time.Time) string {
 		}
 		return "-"
 	}
-	var p struct {
-		Stream  string `json:"stream"`
-		Pages   int    `json:"pages"`
-		Records int    `json:"records"`
-	}
+	var p syncer.Progress
 	if len(r.RunningProgress) > 0 {
 		_ = json.Unmarshal(r.RunningProgress, &p)
 	}
@@ -125,5 +121,5 @@ func running(r store.ScheduleStatus, now time.Time) string {
 	if r.RunningStartedAt != nil {
 		since = human(now.Sub(*r.RunningStartedAt))
 	}
-	return fmt.Sprintf("%s: %s, %d pages, %s records", since, cmp.Or(p.Stream, "starting"), p.Pages, thousands(p.Records))
+	return since + ": " + progressText(p)
 }

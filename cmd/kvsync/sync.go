@@ -135,11 +135,7 @@ func showProgress[T any](ctx context.Context, w io.Writer, st *store.Store, runI
 		start := time.Now()
 		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
-		var p struct {
-			Stream  string `json:"stream"`
-			Pages   int    `json:"pages"`
-			Records int    `json:"records"`
-		}
+		var p syncer.Progress
 		polled := time.Time{}
 		for {
 			select {
@@ -157,12 +153,19 @@ func showProgress[T any](ctx context.Context, w io.Writer, st *store.Store, runI
 				}
 				cancel()
 			}
-			stream := cmp.Or(p.Stream, "starting")
-			fmt.Fprintf(w, "\r\x1b[K  %s: %d pages, %s records  (%s)", stream, p.Pages, thousands(p.Records),
-				human(time.Since(start)))
+			fmt.Fprintf(w, "\r\x1b[K  %s  (%s)", progressText(p), human(time.Since(start)))
 		}
 	}()
 	return out
+}
+
+// progressText renders a heartbeat's progress: "products: 45% (4,500 of 10,000), 45 pages, 4,510 records".
+func progressText(p syncer.Progress) string {
+	s := cmp.Or(p.Stream, "starting") + ": "
+	if p.Total > 0 {
+		s += fmt.Sprintf("%d%% (%s of %s), ", min(100, p.Done*100/p.Total), thousands(p.Done), thousands(p.Total))
+	}
+	return s + fmt.Sprintf("%d pages, %s records", p.Pages, thousands(p.Records))
 }
 
 func printStreams(w io.Writer, res syncer.Result) {

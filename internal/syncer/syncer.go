@@ -331,20 +331,37 @@ type run struct {
 
 	mu      sync.Mutex
 	current string
-	pages   int
-	records int
+	done    int // items of the current stream applied so far
+	total   int // KiotViet's total for the current stream's list (0: not known yet)
+	pages   int // pages of the current stream
+	records int // items of every stream so far
+}
+
+// Progress is what a run's heartbeat publishes in kiotviet_sync_logs.progress (and so over Realtime):
+// the stream in progress, how many of its items are done out of KiotViet's total for it, its pages, and
+// the records of every stream so far. Total is 0 until KiotViet has said it.
+type Progress struct {
+	Stream  string `json:"stream"`
+	Done    int    `json:"done"`
+	Total   int    `json:"total"`
+	Pages   int    `json:"pages"`
+	Records int    `json:"records"`
 }
 
 func (r *run) progress(stream string) {
 	r.mu.Lock()
-	r.current = stream
+	r.current, r.done, r.total, r.pages = stream, 0, 0, 0
 	r.mu.Unlock()
 }
 
-func (r *run) addPage(items int) {
+// addPage counts a page applied; total is KiotViet's total for the list it came from. A pass that reads
+// a window again (see pagedStream) can go past its total: the share shown stops at 100%.
+func (r *run) addPage(items, total int) {
 	r.mu.Lock()
 	r.pages++
+	r.done += items
 	r.records += items
+	r.total = max(r.total, total, r.done)
 	r.mu.Unlock()
 }
 
@@ -360,7 +377,7 @@ func (r *run) heartbeat(ctx context.Context, cancel context.CancelCauseFunc) {
 		case <-t.C:
 		}
 		r.mu.Lock()
-		progress := map[string]any{"stream": r.current, "pages": r.pages, "records": r.records}
+		progress := Progress{Stream: r.current, Done: r.done, Total: r.total, Pages: r.pages, Records: r.records}
 		r.mu.Unlock()
 		hctx, hcancel := context.WithTimeout(ctx, r.e.cfg.HeartbeatEvery)
 		ok, err := r.e.cfg.Store.Heartbeat(hctx, r.id, r.e.cfg.Worker, progress, r.e.cfg.Lease)
@@ -588,7 +605,7 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 		st.Written += a.Written + a.Products + a.Inventory // every table the page changed
 		st.Deleted += a.Deleted
 		st.Pages++
-		r.addPage(len(dates))
+		r.addPage(len(dates), pg.Total)
 		return nil
 	}
 	if err := pump(ctx, list(r.listOptions(full, from)), apply); err != nil {
@@ -687,7 +704,7 @@ func (r *run) stock(ctx context.Context, st *StreamStats) error {
 		st.Count += len(rows)
 		st.Written += a.Written
 		st.Pages++
-		r.addPage(len(rows))
+		r.addPage(len(rows), pg.Total)
 		return nil
 	})
 }
@@ -711,7 +728,7 @@ func (r *run) attributes(ctx context.Context, st *StreamStats) error {
 		return err
 	}
 	st.Count, st.Written, st.Deleted, st.Pages = len(rows), a.Written, a.Deleted, 1
-	r.addPage(len(rows))
+	r.addPage(len(rows), len(rows))
 	return nil
 }
 

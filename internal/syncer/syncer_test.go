@@ -3,6 +3,7 @@ package syncer_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,6 +28,7 @@ import (
 type bundle struct {
 	db      *pgxpool.Pool
 	fake    *kiotvietfake.Server
+	kv      kiotviet.Config
 	store   *store.Store
 	keys    *secret.Keyring
 	engine  *syncer.Engine
@@ -60,9 +62,9 @@ func setupWith(t *testing.T, opts kiotvietfake.Options) *bundle {
 	t.Cleanup(srv.Close)
 	b.store = store.New(store.PG{Pool: b.db})
 	var err error
-	b.engine, err = syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "test",
-		KiotViet: kiotviet.Config{TokenURL: srv.URL + "/connect/token", APIURL: srv.URL, MaxAttempts: 3,
-			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }}})
+	b.kv = kiotviet.Config{TokenURL: srv.URL + "/connect/token", APIURL: srv.URL, MaxAttempts: 3,
+		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }}
+	b.engine, err = syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "test", KiotViet: b.kv})
 	require.NoError(t, err)
 	b.credID, err = synctest.SaveCredential(ctx, b.store, b.keys, b.fake.Credentials())
 	require.NoError(t, err)
@@ -369,4 +371,45 @@ func TestRejectedCredentialPausesItsSchedulesUntilSavedAgain(t *testing.T) {
 	assert.Equal(t, 2, enabled, "on the new credential, due at once")
 	res = b.sync(t, "products_full", false)
 	require.Equal(t, "success", res.Status, res.Error)
+}
+
+// The heartbeat publishes {stream, done, total, pages} with KiotViet's total, so a client can draw a bar:
+// caught mid-run, while the fake holds back a later products page.
+func TestHeartbeatPublishesProgressWithTotal(t *testing.T) {
+	b := setup(t, 600)
+	ctx := context.Background()
+	engine, err := syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "test", HeartbeatEvery: 20 * time.Millisecond,
+		KiotViet: b.kv})
+	require.NoError(t, err)
+	runID, err := b.store.StartRun(ctx, b.credID, "products_full", "manual", "test", time.Minute, nil)
+	require.NoError(t, err)
+	var seen atomic.Pointer[syncer.Progress]
+	var productPages atomic.Int32
+	hook := func(r *http.Request) {
+		if r.URL.Path != "/products" || productPages.Add(1) != 4 {
+			return
+		}
+		// hold page 4 until a heartbeat has published the pages before it
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			var p syncer.Progress
+			var raw []byte
+			if err := b.db.QueryRow(ctx, `select progress::text from kiotviet_sync_logs where id = $1`, runID).Scan(&raw); err == nil &&
+				json.Unmarshal(raw, &p) == nil && p.Stream == "products" && p.Done >= 200 {
+				seen.Store(&p)
+				return
+			}
+			time.Sleep(5 * time.Millisecond) // polling the row, bounded by the deadline above
+		}
+	}
+	b.onFetch.Store(&hook)
+	res, err := engine.Run(ctx, syncer.Request{RunID: runID, CredentialID: b.credID, SyncType: "products_full"})
+	require.NoError(t, err)
+	require.Equal(t, "success", res.Status, res.Error)
+	p := seen.Load()
+	require.NotNil(t, p, "a heartbeat published the products stream's progress mid-run")
+	assert.Equal(t, 600, p.Total, "total is KiotViet's total for the products list")
+	assert.GreaterOrEqual(t, p.Pages, 2)
+	assert.Less(t, p.Done, 600, "caught mid-run")
+	assert.Greater(t, p.Records, p.Done, "records count the categories stream too")
 }
