@@ -5,7 +5,7 @@
 # Good neighbour: every port is chosen free, starting from a base derived from the checkout's folder
 # (scripts/ports.sh), so two checkouts on one machine can run `make test` at once; every cluster and
 # server this script starts is stopped when it ends, however it ends. KVSYNC_TEST_DB_PORT,
-# KVSYNC_ADOPT_DB_PORT, KVSYNC_CHAOS_DB_PORT, KVSYNC_CLI_DB_PORT and KVSYNC_RUN_CHECK_PORTS ("db kvsync fake") pin ports.
+# KVSYNC_ADOPT_DB_PORT, KVSYNC_OUTAGE_DB_PORT, KVSYNC_CHAOS_DB_PORT, KVSYNC_CLI_DB_PORT and KVSYNC_RUN_CHECK_PORTS ("db kvsync fake") pin ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -43,6 +43,9 @@ export TEST_DATABASE_URL
 # The adoption test starts (and deletes) a throwaway cluster of its own on this port.
 pick_port adopt_port $((base + 1))
 export KVSYNC_ADOPT_DB_PORT=${KVSYNC_ADOPT_DB_PORT:-$adopt_port}
+# The outage test (internal/syncer) stops and starts a throwaway cluster of its own under a running sync.
+pick_port outage_port $((base + 2))
+export KVSYNC_OUTAGE_DB_PORT=${KVSYNC_OUTAGE_DB_PORT:-$outage_port}
 go run ./cmd/kvsync migrate --db-url "$TEST_DATABASE_URL" >/dev/null
 
 echo "== go test"

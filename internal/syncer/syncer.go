@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +65,9 @@ type Config struct {
 
 	// OnHeartbeat, when set, is called after every heartbeat: a test signal, never needed in production.
 	OnHeartbeat func(runID string, ok bool)
+	// OnFinishFailed, when set, is called after every attempt to finish a run that failed and will be
+	// retried: a test signal, never needed in production.
+	OnFinishFailed func(runID string, err error)
 }
 
 // Engine runs syncs. It keeps one KiotViet client per credential for the life of the process, so each
@@ -196,7 +200,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	r := &run{e: e, id: runID, req: req, log: log, res: &res}
+	r := &run{e: e, id: runID, req: req, log: log, res: &res, beatAt: time.Now()}
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); r.heartbeat(runCtx, cancel) }()
 
@@ -261,9 +265,10 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 		return res, ErrLeaseLost
 	}
 	// Finish even when the caller's context ended (shutdown): the run's outcome must reach its log row.
-	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer fcancel()
-	next, err := e.cfg.Store.FinishRun(fctx, runID, store.Finish{Status: res.Status, Records: res.Records,
+	// The database may be gone for a while (restart, failover, network): keep the outcome and try again
+	// until it is back or the lease would expire, after which the rescue owns the run.
+	fctx := context.WithoutCancel(ctx)
+	next, err := e.finish(fctx, r, store.Finish{Status: res.Status, Records: res.Records,
 		Stats: res.Streams, APICalls: res.APICalls, Error: res.Error})
 	if err != nil {
 		return res, fmt.Errorf("finish run %s: %w", runID, err)
@@ -281,6 +286,40 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	}
 	log.Info("sync finished", "status", res.Status, "records", res.Records, "api_calls", res.APICalls)
 	return res, nil
+}
+
+// finish closes the run's log row, retrying while the database cannot be reached, until just before the
+// run's lease would expire (its last heartbeat plus the lease): past that, a rescue may already have
+// ended the run, and finishing it could only fail.
+func (e *Engine) finish(ctx context.Context, r *run, f store.Finish) (*time.Time, error) {
+	deadline := r.leaseUntil().Add(-time.Second)
+	wait := 250 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, max(min(10*time.Second, time.Until(deadline)), time.Second))
+		next, err := e.cfg.Store.FinishRun(actx, r.id, f)
+		cancel()
+		if err == nil || !unreachable(err) || time.Until(deadline) <= 0 {
+			return next, err
+		}
+		r.log.Warn("the database cannot be reached to finish the run; trying again", "err", err,
+			"until", deadline.Format(time.RFC3339))
+		if e.cfg.OnFinishFailed != nil {
+			e.cfg.OnFinishFailed(r.id, err)
+		}
+		t := time.NewTimer(min(wait, max(time.Until(deadline), 0)))
+		<-t.C
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// unreachable: the call never got an answer from the database (connection refused or lost, the server
+// shutting down or starting), as opposed to the database refusing it.
+func unreachable(err error) bool {
+	var se *store.Error
+	if errors.As(err, &se) && se.SQLState != "" {
+		return strings.HasPrefix(se.SQLState, "08") || se.SQLState == "57P01" || se.SQLState == "57P02" || se.SQLState == "57P03"
+	}
+	return store.CodeOf(err) == store.CodeInternal
 }
 
 // outcome: every stream done → success; some → partial; none → failed.
@@ -330,6 +369,7 @@ type run struct {
 	client *kiotviet.Client
 
 	mu      sync.Mutex
+	beatAt  time.Time // the last time the lease was extended (the run's start before the first beat)
 	current string
 	done    int // items of the current stream applied so far
 	total   int // KiotViet's total for the current stream's list (0: not known yet)
@@ -346,6 +386,14 @@ type Progress struct {
 	Total   int    `json:"total"`
 	Pages   int    `json:"pages"`
 	Records int    `json:"records"`
+}
+
+// leaseUntil is when the run's lease ends, as far as this worker knows (measured from the moment the
+// heartbeat that set it started, so never later than the database's own expiry).
+func (r *run) leaseUntil() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.beatAt.Add(r.e.cfg.Lease)
 }
 
 func (r *run) progress(stream string) {
@@ -380,11 +428,17 @@ func (r *run) heartbeat(ctx context.Context, cancel context.CancelCauseFunc) {
 		progress := Progress{Stream: r.current, Done: r.done, Total: r.total, Pages: r.pages, Records: r.records}
 		r.mu.Unlock()
 		hctx, hcancel := context.WithTimeout(ctx, r.e.cfg.HeartbeatEvery)
+		sent := time.Now()
 		ok, err := r.e.cfg.Store.Heartbeat(hctx, r.id, r.e.cfg.Worker, progress, r.e.cfg.Lease)
 		hcancel()
 		if err != nil {
 			r.log.Warn("heartbeat failed", "err", err) // the next one may succeed before the lease ends
 			continue
+		}
+		if ok {
+			r.mu.Lock()
+			r.beatAt = sent
+			r.mu.Unlock()
 		}
 		if r.e.cfg.OnHeartbeat != nil {
 			r.e.cfg.OnHeartbeat(r.id, ok)
