@@ -3,8 +3,11 @@
 -- The dispatcher rescues them on its next tick (kiotviet_rescue_expired); rows here for more than one
 -- tick mean no dispatcher is running, or the cron tick does not reach it (see sql/cron/verify.sql).
 -- While such a row exists its credential cannot start another run (one running run per credential).
+-- Times in UTC (timestamptz columns print in the session's zone; set timezone = 'Asia/Ho_Chi_Minh' for Vietnam time).
+-- A manual sync of such a credential rescues its expired run itself and goes ahead.
 select l.id, c.retailer_name, l.sync_type, l.trigger, l.worker,
-       l.started_at, l.heartbeat_at, l.lease_expires_at,
+       l.started_at at time zone 'UTC' as started_utc, l.heartbeat_at at time zone 'UTC' as heartbeat_utc,
+       l.lease_expires_at at time zone 'UTC' as lease_expires_utc,
        now() - l.lease_expires_at as expired_for,
        l.progress
   from public.kiotviet_sync_logs l

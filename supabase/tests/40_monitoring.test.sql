@@ -1,6 +1,6 @@
 -- Monitoring views (20261130000600_monitoring.sql): what they say, and who may see it.
 begin;
-select plan(28);
+select plan(32);
 
 -- A shop with three schedules, a shop whose credential is off, and a run in progress.
 insert into public.kiotviet_credentials (id, retailer_name, client_id, encrypted_token, is_active) values
@@ -108,8 +108,17 @@ select results_eq($$select runs_30d, success_rate_30d, p50_seconds_30d, p95_seco
   '30 days: the older slow run counts, the 40-day-old one does not');
 select results_eq($$select runs_7d, success_rate_7d, p50_seconds_7d, records_synced_30d from public.kiotviet_run_stats
                     where schedule_id = '50000000-0000-0000-0000-0000000000d2'$$,
-  $$values (0::bigint, null::numeric, null::numeric, 0::bigint)$$,
-  'a schedule without runs has a row with zero runs and no rate');
+  $$values (1::bigint, null::numeric, null::numeric, 0::bigint)$$,
+  'manual runs count for the schedule of their credential and type: the attributes run in progress is its one run, no rate yet');
+select is((select manual_runs_7d from public.kiotviet_run_stats where schedule_id = '50000000-0000-0000-0000-0000000000d2'), 1::bigint,
+  'and it is counted as manual');
+select is((select manual_runs_30d from public.kiotviet_run_stats where schedule_id = '50000000-0000-0000-0000-0000000000d1'), 0::bigint,
+  'a schedule run by cron only has no manual runs');
+select results_eq($$select next_retry_at, timezone, last_failed_local from public.kiotviet_run_stats
+                    where schedule_id = '50000000-0000-0000-0000-0000000000d1'$$,
+  $$values (now() - interval '10 minutes', 'Asia/Ho_Chi_Minh'::text,
+            to_char((now() - interval '4 days' + interval '40 seconds') at time zone 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD HH24:MI') || ' Asia/Ho_Chi_Minh')$$,
+  'a failing schedule shows its next retry, its zone, and its last failure in that zone, named');
 reset role;
 
 set local role anon;
@@ -119,6 +128,15 @@ set local role service_role;
 select is((select count(*)::int from public.kiotviet_run_stats where credential_id in ('c0000000-0000-0000-0000-0000000000d1', 'c0000000-0000-0000-0000-0000000000d2')),
   4, 'service_role sees every schedule''s stats');
 reset role;
+
+-- a failed manual run: counted, and its reason shown
+insert into public.kiotviet_sync_logs (credential_id, schedule_id, sync_type, status, trigger, started_at, completed_at, error_message)
+values ('c0000000-0000-0000-0000-0000000000d1', null, 'products_full', 'failed', 'manual', now() - interval '1 hour',
+        now() - interval '59 minutes', 'products: KiotViet 503 Service Unavailable');
+select results_eq($$select manual_runs_7d, failed_7d, last_failure_reason from public.kiotviet_run_stats
+                    where schedule_id = '50000000-0000-0000-0000-0000000000d1'$$,
+  $$values (1::bigint, 2::bigint, 'products: KiotViet 503 Service Unavailable'::text)$$,
+  'a failed manual run counts as a run and a failure of its schedule, and its reason is the last failure''s');
 
 select * from finish();
 rollback;
