@@ -23,7 +23,7 @@ test: ## Go tests, fuzz smoke run and pgTAP against the test cluster
 DENO ?= tools/node_modules/.bin/deno
 TS := supabase/functions tools/invoke.ts
 
-lint: ## gofmt check, go vet, the shipped binary free of the fake and the test kit, deno fmt/lint/check of the forwarders
+lint: ## gofmt check, go vet, the shipped binary free of the fake and the test kit, deno fmt/lint/check of the forwarders, supabase db lint (plpgsql_check) of the migrations
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
@@ -34,6 +34,7 @@ lint: ## gofmt check, go vet, the shipped binary free of the fake and the test k
 	$(DENO) lint --quiet $(TS)
 	$(DENO) check --quiet supabase/functions/*/index.ts supabase/functions/_tests/*.ts
 	cd tools && ./node_modules/.bin/deno check --quiet invoke.ts
+	scripts/db-lint.sh
 
 fmt: ## gofmt the tree and deno fmt the forwarders
 	gofmt -w $$(git ls-files '*.go')
