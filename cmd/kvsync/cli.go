@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kvsync/kvsync/internal/redact"
+	"github.com/kvsync/kvsync/internal/store"
 )
 
 // Helpers the admin subcommands share: flag sets that print a usage text, terminal detection, tables and
@@ -158,3 +162,29 @@ func thousands[T int | int64](n T) string {
 	}
 	return b.String()
 }
+
+// dbError words a failure of a database call for the CLI: the rule the database named, without the
+// internal function it came from or SQL codes; a database that did not answer is said so, with what to
+// run. The original error stays wrapped (errors.Is / As).
+func dbError(cmd string, err error) error {
+	var se *store.Error
+	if !errors.As(err, &se) {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	if se.SQLState == "" && se.Code == store.CodeInternal {
+		return &worded{fmt.Sprintf("%s: the database did not answer (%s): check DATABASE_URL and run 'kvsync doctor'", cmd,
+			oneLine(redact.String(se.Message), 200)), err}
+	}
+	if se.Code == store.CodeInternal {
+		return &worded{fmt.Sprintf("%s: the database refused it: %s (is every migration applied? 'kvsync doctor' checks)", cmd, se.Message), err}
+	}
+	return &worded{fmt.Sprintf("%s: %s", cmd, se.Message), err}
+}
+
+type worded struct {
+	msg string
+	err error
+}
+
+func (w *worded) Error() string { return w.msg }
+func (w *worded) Unwrap() error { return w.err }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kvsync/kvsync/internal/kiotvietfake"
 	"github.com/kvsync/kvsync/internal/secret"
+	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/internal/testdb"
 )
@@ -532,4 +533,26 @@ func TestProgressText(t *testing.T) {
 	assert.Equal(t, "products: 100% (1,010 of 1,000), 11 pages, 1,010 records",
 		progressText(syncer.Progress{Stream: "products", Done: 1010, Total: 1000, Pages: 11, Records: 1010}),
 		"a window read again stops at 100%")
+}
+
+// CLI errors from the database are in words: the rule, never the internal function or SQL codes; a
+// database that does not answer is said so, with what to run.
+func TestDatabaseErrorsAreWorded(t *testing.T) {
+	err := dbError("sync", &store.Error{Func: "kiotviet_start_run", Code: store.CodeInvalid, SQLState: "22023",
+		Message: "syncType must be one of categories, products"})
+	assert.Equal(t, "sync: syncType must be one of categories, products", err.Error())
+	assert.Equal(t, store.CodeInvalid, store.CodeOf(err), "the store error stays wrapped")
+	err = dbError("status", &store.Error{Func: "kiotviet_status", Code: store.CodeInternal, Message: "dial tcp 127.0.0.1:1: connect: connection refused"})
+	assert.Contains(t, err.Error(), "status: the database did not answer")
+	assert.Contains(t, err.Error(), "kvsync doctor")
+	assert.NotContains(t, err.Error(), "kiotviet_status")
+
+	b := cliSetup(t)
+	b.env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=2"
+	for _, args := range [][]string{{"status"}, {"schedule", "list"}, {"credentials", "list"}} {
+		_, _, err := b.cli(t, "", args...)
+		require.Error(t, err, strings.Join(args, " "))
+		assert.NotContains(t, err.Error(), "kiotviet_", "no internal function names: %s", err)
+		assert.Regexp(t, `database|DATABASE_URL`, err.Error())
+	}
 }

@@ -89,7 +89,7 @@ func credentialsAdd(ctx context.Context, e env) error {
 	case errors.Is(err, syncer.ErrUnreachable):
 		return fmt.Errorf("credentials add: %w: check the network and KIOTVIET_TOKEN_URL / KIOTVIET_API_URL (now %s, %s)", err, a.cfg.TokenURL, a.cfg.APIURL)
 	case err != nil:
-		return fmt.Errorf("credentials add: %w", err)
+		return dbError("credentials add", err)
 	}
 	fmt.Fprintf(e.stderr, "KiotViet accepted the connection for %s; saved as the active credential:\n", strings.TrimSpace(*retailer))
 	fmt.Fprintln(e.stdout, id)
@@ -114,7 +114,7 @@ func credentialsList(ctx context.Context, e env) error {
 	defer cancel()
 	all, err := a.store.Credentials(qctx)
 	if err != nil {
-		return fmt.Errorf("credentials list: %w", err)
+		return dbError("credentials list", err)
 	}
 	creds := []store.Credential{}
 	for _, c := range all {
@@ -181,7 +181,7 @@ func credentialsDeactivate(ctx context.Context, e env) error {
 		if store.CodeOf(err) == store.CodeInvalid {
 			return fmt.Errorf("credentials deactivate: %q is not a credential id (a UUID): see 'kvsync credentials list'", id)
 		}
-		return fmt.Errorf("credentials deactivate: %w", err)
+		return dbError("credentials deactivate", err)
 	}
 	if !ok {
 		return fmt.Errorf("credentials deactivate: no credential %s: see 'kvsync credentials list'", id)

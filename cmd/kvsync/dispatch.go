@@ -37,7 +37,7 @@ one line per run. Exits non-zero when a run failed. Nothing due? See 'kvsync sta
 	tick, err := d.Tick(tctx, *limit)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("dispatch: %w", err)
+		return dbError("dispatch", err)
 	}
 	if n := len(tick.Rescued); n > 0 {
 		fmt.Fprintf(e.stdout, "rescued %d run(s) whose worker stopped heartbeating (marked failed)\n", n)

@@ -125,7 +125,7 @@ func scheduleError(sub, id string, err error) error {
 	case se.Code == store.CodeInvalid, se.Code == store.CodeState, se.Code == store.CodeConflict:
 		return fmt.Errorf("schedule %s: %s", sub, msg)
 	}
-	return fmt.Errorf("schedule %s: the database failed (%s): check it with 'kvsync doctor'", sub, msg)
+	return dbError("schedule "+sub, err)
 }
 
 func scheduleList(ctx context.Context, e env) error {

@@ -31,7 +31,7 @@ in the schedule's time zone, which is named; times until the next run come from 
 	defer cancel()
 	rows, err := a.store.Status(qctx)
 	if err != nil {
-		return fmt.Errorf("status: %w", err)
+		return dbError("status", err)
 	}
 	if *asJSON {
 		if rows == nil {

@@ -196,7 +196,7 @@ func syncStartError(credID string, err error) error {
 	case store.CodeState:
 		return fmt.Errorf("sync: credential %s is not active: add the connection again ('kvsync credentials add') or use the active one", credID)
 	}
-	return fmt.Errorf("sync: %w", err)
+	return dbError("sync", err)
 }
 
 func syncTypes() []string {
