@@ -480,6 +480,10 @@ func TestScheduleCommands(t *testing.T) {
 	runID, err := b.storeStart(t, id)
 	require.NoError(t, err)
 	fails("already syncing", "schedule", "run", sid, "--wait")
+	b.ok(t, "", "schedule", "run", sid)
+	assert.Contains(t, b.ok(t, "", "dispatch"), "nothing could start: 1 due schedule(s) wait for a run of their credential",
+		"dispatch says why a due schedule did not start")
+	assert.Regexp(t, `products_full .*waiting: the credential is syncing`, b.ok(t, "", "status"))
 	_, err = b.db.Exec(ctx, `update kiotviet_sync_logs set status = 'failed', completed_at = now() where id = $1`, runID)
 	require.NoError(t, err)
 

@@ -43,6 +43,21 @@ one line per run. Exits non-zero when a run failed. Nothing due? See 'kvsync sta
 		fmt.Fprintf(e.stdout, "rescued %d run(s) whose worker stopped heartbeating (marked failed)\n", n)
 	}
 	if len(tick.Claimed) == 0 {
+		// Due schedules that wait for a run of their credential (one run per credential) are not "nothing".
+		waiting := 0
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		if rows, err := a.store.Status(sctx); err == nil {
+			for _, r := range rows {
+				if r.IsDue && (r.RunningLogID != nil || r.CredentialBusyLogID != nil) {
+					waiting++
+				}
+			}
+		}
+		scancel()
+		if waiting > 0 {
+			fmt.Fprintf(e.stdout, "nothing could start: %d due schedule(s) wait for a run of their credential to end (see 'kvsync status')\n", waiting)
+			return nil
+		}
 		fmt.Fprintln(e.stdout, "nothing is due: no schedule was claimed (see 'kvsync status' for the next runs)")
 		return nil
 	}
