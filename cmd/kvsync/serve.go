@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kvsync/kvsync/functions/kiotvietsync"
+	"github.com/kvsync/kvsync/functions/kiotvietwebhook"
 	"github.com/kvsync/kvsync/functions/schedulesync"
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/dispatch"
@@ -24,7 +25,7 @@ func cmdServe(ctx context.Context, e env) error {
 	addr := fs.String("addr", "", "listen address (default: $KVSYNC_ADDR, else :8080)")
 	grace := fs.Duration("grace", 60*time.Second, "on SIGTERM, how long running syncs may take to finish before they are handed back")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "Usage: kvsync serve [--addr :8080] [--grace 60s]\n\nServes the functions (kiotviet-schedule-sync, kiotviet-sync, save-kiotviet-token), /healthz and\n/metrics. On SIGTERM it stops claiming, lets running syncs finish within --grace, hands back the rest\nand exits 0.")
+		fmt.Fprintln(e.stderr, "Usage: kvsync serve [--addr :8080] [--grace 60s]\n\nServes the functions (kiotviet-schedule-sync, kiotviet-sync, save-kiotviet-token, kiotviet-webhook), /healthz and\n/metrics. On SIGTERM it stops claiming, lets running syncs finish within --grace, hands back the rest\nand exits 0.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(e.args); err != nil {
@@ -80,6 +81,8 @@ type serverDeps struct {
 	auth       *auth.Authenticator
 	dispatcher *dispatch.Dispatcher
 	metrics    *dispatch.Metrics
+	// webhookStored wakes this replica's webhook applier when an event was stored (nil: none runs here)
+	webhookStored func()
 }
 
 // newServer is every route kvsync serves, in one place.
@@ -95,6 +98,8 @@ func newServer(d serverDeps) http.Handler {
 		Connect: func(ctx context.Context, c syncer.Connection) (string, error) {
 			return syncer.Connect(ctx, a.store, a.keys, a.kiotviet, c)
 		}}))
+	mux.Handle("/functions/v1/kiotviet-webhook", kiotvietwebhook.Handler(kiotvietwebhook.Deps{
+		Store: a.store, Keys: a.keys, Logger: log, Stored: d.webhookStored}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		status, body := http.StatusOK, map[string]any{"ok": true}
 		if a.pool != nil {
