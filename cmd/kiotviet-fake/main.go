@@ -93,7 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   client secret: %s
   admin:         POST %s/_fake/{change,delete,stock,add}?n=N, POST /_fake/reuse-code, POST /_fake/revoke-tokens,
                  POST /_fake/change-arrays, POST /_fake/deactivate-branch?id=ID, POST /_fake/delete-category?id=ID,
-                 GET /_fake/counts, POST /_fake/reset-counts, GET /_fake/snapshot
+                 GET /_fake/counts, POST /_fake/reset-counts, GET /_fake/snapshot,
+                 POST /_fake/webhooks/{faults,release}, GET /_fake/webhooks/stats
 `, len(snap.Products), len(snap.Branches), len(snap.Categories), *seed,
 		base, kiotvietfake.TokenPath, base, fake.Retailer(), fake.ClientID(), fake.ClientSecret(), base)
 
@@ -183,6 +184,7 @@ func adminHandler(f *kiotvietfake.Server) http.Handler {
 		reply(w, map[string]any{"reset": true})
 	})
 	mux.HandleFunc("GET /_fake/snapshot", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Snapshot()) })
+	f.WebhookAdminRoutes(mux)
 	return mux
 }
 

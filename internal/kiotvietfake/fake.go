@@ -122,6 +122,8 @@ type Server struct {
 	wnext   int
 	wfull   bool
 	faultRn *rand.Rand
+
+	hooks webhookHub // registrations and deliveries (webhooks.go)
 }
 
 // New builds a fake shop with a deterministic catalogue from opts.Seed.
@@ -365,6 +367,7 @@ func (s *Server) ChangeProducts(k int) []int64 {
 		s.changeLocked(s.products[id], at)
 	}
 	s.reindexLocked()
+	s.webhookProductsLocked(ids)
 	return ids
 }
 
@@ -567,6 +570,7 @@ func (s *Server) DeleteProducts(d int) []int64 {
 		delete(s.products, id)
 	}
 	s.reindexLocked()
+	s.webhookDeletedLocked(ids)
 	return ids
 }
 
@@ -606,6 +610,7 @@ func (s *Server) MoveStock(n int) []int64 {
 		inv[i].OnHand = max(0, inv[i].OnHand+float64(s.rng.IntN(41)-20))
 		p.Inventories = inv
 		p.StockModifiedDate = at
+		s.webhookStockLocked(p, inv[i].BranchID)
 	}
 	s.reindexLocked()
 	return ids
@@ -617,6 +622,7 @@ func (s *Server) AddProducts(n int) []int64 {
 	defer s.mu.Unlock()
 	ids := s.addProductsLocked(n)
 	s.reindexLocked()
+	s.webhookProductsLocked(ids)
 	return ids
 }
 
@@ -654,6 +660,7 @@ func (s *Server) AddCategory(name string, parentID int64) (int64, error) {
 	s.nextCategoryID += 7
 	s.addCategoryLocked(c)
 	s.reindexLocked()
+	s.webhookCategoryLocked(c)
 	return c.ID, nil
 }
 
@@ -679,6 +686,7 @@ func (s *Server) ReuseDeletedCode() (id int64, code string, ok bool) {
 		s.gen.decorate(p)
 		s.putProductLocked(p)
 		s.reindexLocked()
+		s.webhookProductsLocked([]int64{p.ID})
 		return p.ID, p.Code, true
 	}
 	return 0, "", false

@@ -81,6 +81,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET "+ProductOnHandsPath, s.api(ProductOnHandsPath, s.handleOnHands))
 	mux.Handle("GET "+BranchesPath, s.api(BranchesPath, s.handleBranches))
 	mux.Handle("GET "+AttributesPath, s.api(AttributesPath, s.handleAttributes))
+	s.webhookRoutes(mux)
 	return mux
 }
 
