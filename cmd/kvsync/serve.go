@@ -17,6 +17,7 @@ import (
 	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/httpx"
 	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/webhook"
 )
 
 func cmdServe(ctx context.Context, e env) error {
@@ -46,7 +47,14 @@ func cmdServe(ctx context.Context, e env) error {
 	}
 	metrics := dispatch.NewMetrics()
 	d := a.dispatcher(metrics)
-	handler := newServer(serverDeps{app: a, auth: authn, dispatcher: d, metrics: metrics})
+	// every replica applies stored webhook events; they share the queue through the database
+	applier := webhook.NewApplier(webhook.Config{Store: a.store, Fetch: a.engine, Worker: a.worker, Logger: a.log,
+		Lease: time.Duration(a.cfg.LeaseSeconds) * time.Second})
+	actx, stopApplier := context.WithCancel(context.Background())
+	applierDone := make(chan struct{})
+	go func() { applier.Run(actx); close(applierDone) }()
+	defer func() { stopApplier(); <-applierDone }()
+	handler := newServer(serverDeps{app: a, auth: authn, dispatcher: d, metrics: metrics, webhookStored: applier.Wake})
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
