@@ -39,7 +39,8 @@ and expects 401, so it never starts a sync); that the encryption keys decrypt th
 And the path that matters: that the cron job ran in the last 15 minutes and the dispatcher's recent
 replies (net._http_response) were 2xx; that every active credential gets a KiotViet token (a live token
 request, no data read); that no schedule's last 3 runs all failed and none is paused; that no running run
-has gone a minute without a heartbeat. Exits non-zero when a check fails.`)
+has gone a minute without a heartbeat; that the webhooks registered are still registered and active in
+KiotViet, events keep arriving and none is parked. Exits non-zero when a check fails.`)
 	if err := parseFlags(fs, e.args); err != nil {
 		return err
 	}
@@ -94,6 +95,7 @@ has gone a minute without a heartbeat. Exits non-zero when a check fails.`)
 	d.keys(ctx, a)
 	d.schedules(ctx, a)
 	d.staleRuns(ctx, a)
+	d.webhooks(ctx, e, a)
 	return d.result()
 }
 

@@ -66,6 +66,7 @@ func commands() map[string]command {
 		"doctor":      {"check the database, cron job, secrets, dispatcher and keys, and say how to fix", cmdDoctor},
 		"migrate":     {"apply supabase/migrations to the database", cmdMigrate},
 		"install":     {"migrations, Vault secrets and cron jobs, then doctor: one idempotent command", cmdInstall},
+		"webhooks":    {"register, list or remove a credential's KiotViet webhooks", cmdWebhooks},
 	}
 }
 
