@@ -88,9 +88,15 @@ func fwdServe(t *testing.T, bin, keysEnv, kiotvietURL string) string {
 // the stand-in for https://<ref>.supabase.co.
 func harness(t *testing.T, upstream string) string {
 	t.Helper()
+	return harnessOf(t, upstream, "kiotviet-sync", "save-kiotviet-token")
+}
+
+// harnessOf runs the named forwarders under Deno (see harness).
+func harnessOf(t *testing.T, upstream string, names ...string) string {
+	t.Helper()
 	root := repoRoot(t)
-	cmd := exec.Command(denoBin(t), "run", "--allow-net", "--allow-env", "--allow-read",
-		filepath.Join(root, "supabase", "functions", "_tests", "edge_harness.ts"), "kiotviet-sync", "save-kiotviet-token")
+	cmd := exec.Command(denoBin(t), append([]string{"run", "--allow-net", "--allow-env", "--allow-read",
+		filepath.Join(root, "supabase", "functions", "_tests", "edge_harness.ts")}, names...)...)
 	cmd.Env = append(os.Environ(), "KVSYNC_URL="+upstream, "HARNESS_PORT=0", "NO_COLOR=1")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)

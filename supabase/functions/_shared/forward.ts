@@ -79,7 +79,10 @@ export function forwardTo(
       : await req.arrayBuffer();
     let res: Response;
     try {
-      res = await fetch(new URL(path, base), {
+      // the query goes along (the webhook URL's ?credential=…&event=…; the ERP's calls have none)
+      const target = new URL(path, base);
+      target.search = new URL(req.url).search;
+      res = await fetch(target, {
         method: req.method,
         headers,
         body,
