@@ -96,7 +96,8 @@ func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
 	}
 	lease := time.Duration(cfg.LeaseSeconds) * time.Second
 	a.engine, err = syncer.New(syncer.Config{Store: a.store, Keys: a.keys, KiotViet: a.kiotviet, Worker: a.worker, Logger: a.log,
-		Lease: lease, HeartbeatEvery: min(syncer.DefaultHeartbeatEvery, lease/4)})
+		StockScanEvery: time.Duration(cfg.StockScanHours) * time.Hour,
+		Lease:          lease, HeartbeatEvery: min(syncer.DefaultHeartbeatEvery, lease/4)})
 	if err != nil {
 		a.close()
 		return nil, err

@@ -30,6 +30,7 @@ const (
 	DefaultConcurrency      = 4
 	DefaultLeaseSeconds     = 120
 	DefaultMaxConnections   = 512
+	DefaultStockScanHours   = 6
 	DefaultLogLevel         = slog.LevelInfo
 )
 
@@ -128,6 +129,10 @@ type Config struct {
 	// MaxConnections is KVSYNC_MAX_CONNECTIONS: open HTTP connections kvsync serve keeps at most (idle
 	// ones are closed first to make room); keep it below ulimit -n minus the database pool.
 	MaxConnections int
+	// StockScanHours is KVSYNC_STOCK_SCAN_HOURS: while a credential's stock webhooks are healthy (its
+	// stock.update hook active, an event in the last hour, none parked), its inventory runs read
+	// /productOnHands in full only this often. 0 scans on every run.
+	StockScanHours int
 	// CORSOrigins is KVSYNC_CORS_ORIGINS: browser origins allowed to call the functions
 	// (scheme://host[:port]), or ["*"]. Empty means no cross-origin access.
 	CORSOrigins []string
@@ -264,6 +269,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Concurrency = l.intIn("KVSYNC_CONCURRENCY", DefaultConcurrency, 1, MaxConcurrency)
 	c.LeaseSeconds = l.intIn("KVSYNC_LEASE_SECONDS", DefaultLeaseSeconds, 4, 3600)
 	c.MaxConnections = l.intIn("KVSYNC_MAX_CONNECTIONS", DefaultMaxConnections, 16, 1_000_000)
+	c.StockScanHours = l.intIn("KVSYNC_STOCK_SCAN_HOURS", DefaultStockScanHours, 0, 168)
 	c.CORSOrigins = l.origins("KVSYNC_CORS_ORIGINS")
 	c.LogLevel = DefaultLogLevel
 	if v := l.get("KVSYNC_LOG_LEVEL"); v != "" {
@@ -521,6 +527,7 @@ func (c Config) attrs() []slog.Attr {
 		slog.Int("concurrency", c.Concurrency),
 		slog.Int("lease_seconds", c.LeaseSeconds),
 		slog.Int("max_connections", c.MaxConnections),
+		slog.Int("stock_scan_hours", c.StockScanHours),
 		slog.String("cors_origins", strings.Join(c.CORSOrigins, ",")),
 		slog.String("log_level", c.LogLevel.String()),
 	}

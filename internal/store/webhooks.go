@@ -221,3 +221,17 @@ func (s *Store) WebhookRegistrations(ctx context.Context, credentialID string) (
 	err := s.call(ctx, "kiotviet_webhook_list_registrations", &out, true, Arg{"p_credential_id", cid})
 	return out, err
 }
+
+// StockScanDue tells whether an inventory run must read /productOnHands in full: false only while the
+// credential's stock webhooks are healthy and the last full scan is younger than every (0: always due).
+func (s *Store) StockScanDue(ctx context.Context, credentialID string, every time.Duration) (bool, error) {
+	var due bool
+	err := s.call(ctx, "kiotviet_stock_scan_due", &due, false, Arg{"p_credential_id", credentialID},
+		Arg{"p_scan_every_seconds", int(every / time.Second)})
+	return due, err
+}
+
+// StockScanned records a complete full stock scan.
+func (s *Store) StockScanned(ctx context.Context, credentialID string) error {
+	return s.call(ctx, "kiotviet_stock_scanned", nil, false, Arg{"p_credential_id", credentialID})
+}

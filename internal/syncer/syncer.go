@@ -60,6 +60,9 @@ type Config struct {
 	HeartbeatEvery time.Duration
 	Overlap        time.Duration // re-read window before the cursor
 	FullEvery      time.Duration // a full reconcile at least this often
+	// StockScanEvery: while the credential's stock webhooks are healthy, the inventory sync reads
+	// /productOnHands in full only this often (0: every run; see kiotviet_stock_scan_due).
+	StockScanEvery time.Duration
 	Logger         *slog.Logger
 	Now            func() time.Time
 
@@ -741,8 +744,18 @@ func (r *run) branches(ctx context.Context, st *StreamStats) error {
 // modifiedDate, and KiotViet's lastModifiedFrom on this endpoint is known to miss sales.
 func (r *run) stock(ctx context.Context, st *StreamStats) error {
 	st.Mode = "full"
+	if r.e.cfg.StockScanEvery > 0 && !r.req.Full {
+		due, err := r.e.cfg.Store.StockScanDue(ctx, r.req.CredentialID, r.e.cfg.StockScanEvery)
+		if err != nil {
+			return err
+		}
+		if !due {
+			st.Mode = "skipped: stock webhooks healthy"
+			return nil
+		}
+	}
 	opts := kiotviet.ListOptions{PageSize: r.req.PageSize, OrderBy: "id", OrderDirection: "Asc"}
-	return pump(ctx, r.client.ProductOnHands(opts), func(ctx context.Context, pg kiotviet.Page[kiotviet.ProductOnHand]) error {
+	err := pump(ctx, r.client.ProductOnHands(opts), func(ctx context.Context, pg kiotviet.Page[kiotviet.ProductOnHand]) error {
 		rows := make([]stockRow, len(pg.Items))
 		for i, p := range pg.Items {
 			rows[i] = stockRowOf(p)
@@ -761,6 +774,11 @@ func (r *run) stock(ctx context.Context, st *StreamStats) error {
 		r.addPage(len(rows), pg.Total)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// a complete scan: relief (StockScanEvery) counts from now
+	return r.e.cfg.Store.StockScanned(ctx, r.req.CredentialID)
 }
 
 func (r *run) attributes(ctx context.Context, st *StreamStats) error {

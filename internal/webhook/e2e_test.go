@@ -34,6 +34,7 @@ type shop struct {
 	applier *webhook.Applier
 	cred    string
 	recv    *httptest.Server
+	apiURL  string
 }
 
 func newShop(t *testing.T, products int) *shop {
@@ -46,6 +47,7 @@ func newShop(t *testing.T, products int) *shop {
 	s.fake = kiotvietfake.New(kiotvietfake.Options{Products: products, Branches: 3, Categories: 12, Seed: 11, RateLimitPerHour: -1})
 	api := httptest.NewServer(s.fake.Handler())
 	t.Cleanup(api.Close)
+	s.apiURL = api.URL
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s.engine, err = syncer.New(syncer.Config{Store: s.st, Keys: keys, Worker: "test", Logger: log,
 		KiotViet: kiotviet.Config{TokenURL: api.URL + kiotvietfake.TokenPath, APIURL: api.URL, MaxAttempts: 3}})
@@ -308,4 +310,46 @@ func TestA4xxDisablesTheRegistrationAndCheckReportsIt(t *testing.T) {
 	_, err = s.engine.Run(ctx, syncer.Request{CredentialID: s.cred, SyncType: "products_full", Trigger: "cron"})
 	require.NoError(t, err)
 	s.converge(t)
+}
+
+func TestStockScanRunsLessOftenWhileStockWebhooksAreHealthy(t *testing.T) {
+	s := newShop(t, 30) // its inventory run just scanned in full
+	ctx := context.Background()
+	keys, err := secret.ParseKeys("t1:"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")), "")
+	require.NoError(t, err)
+	relieved, err := syncer.New(syncer.Config{Store: s.st, Keys: keys, Worker: "relief", StockScanEvery: time.Hour,
+		KiotViet: kiotviet.Config{TokenURL: s.apiURL + kiotvietfake.TokenPath, APIURL: s.apiURL}})
+	require.NoError(t, err)
+	inventory := func(full bool) (mode string, calls int64) {
+		s.fake.ResetCounts()
+		res, err := relieved.Run(ctx, syncer.Request{CredentialID: s.cred, SyncType: "inventory", Trigger: "cron", Full: full})
+		require.NoError(t, err)
+		return res.Streams["inventory"].Mode, s.fake.Counts()[kiotvietfake.ProductOnHandsPath]
+	}
+
+	mode, calls := inventory(false)
+	assert.Equal(t, "full", mode, "no event has arrived yet: the webhooks are not known to work")
+	assert.Positive(t, calls)
+
+	s.fake.MoveStock(2)
+	s.converge(t)
+	mode, calls = inventory(false)
+	assert.Equal(t, "skipped: stock webhooks healthy", mode)
+	assert.Zero(t, calls)
+	mode, calls = inventory(true)
+	assert.Equal(t, "full", mode, "a full run always scans")
+	assert.Positive(t, calls)
+
+	// a parked event since the last scan: the webhooks cannot be trusted, scan
+	_, err = s.db.Exec(ctx, `insert into public.kiotviet_webhook_events (credential_id, dedupe_key, body, status) values ($1, 'id:p', '{}', 'parked')`, s.cred)
+	require.NoError(t, err)
+	mode, _ = inventory(false)
+	assert.Equal(t, "full", mode)
+	_, err = s.db.Exec(ctx, `delete from public.kiotviet_webhook_events where dedupe_key = 'id:p'`)
+	require.NoError(t, err)
+	// the stock hook disabled by KiotViet: scan
+	_, err = s.db.Exec(ctx, `update public.kiotviet_webhook_registrations set is_active = false where event_type = 'stock.update'`)
+	require.NoError(t, err)
+	mode, _ = inventory(false)
+	assert.Equal(t, "full", mode)
 }
