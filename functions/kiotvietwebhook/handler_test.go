@@ -41,14 +41,20 @@ type env struct {
 
 var seq = time.Now().UnixNano()
 
-// setup stores a credential of its own with a webhook endpoint (retailer id unique to the test), so
-// parallel tests never see each other's events.
+// setup stores a credential with a webhook endpoint. The tests commit events, so they take the tables
+// to themselves (testdb.Exclusive): a webhook applier running in another package's test never sees them.
 func setup(t *testing.T) *env {
+	t.Helper()
+	return endpoint(t, testdb.Exclusive(t))
+}
+
+// endpoint stores another credential with a webhook endpoint (a retailer id of its own) on db.
+func endpoint(t *testing.T, db *pgxpool.Pool) *env {
 	t.Helper()
 	ctx := context.Background()
 	k, err := secret.ParseKeys("t1:"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")), "")
 	require.NoError(t, err)
-	e := &env{db: testdb.Pool(t), keys: k}
+	e := &env{db: db, keys: k}
 	e.st = store.New(store.PG{Pool: e.db})
 	seq++
 	e.retailer = seq % 1_000_000_000_000
@@ -95,7 +101,6 @@ func (e *env) events(t *testing.T) int {
 }
 
 func TestSignedEventIsStoredOnceAndAcknowledged(t *testing.T) {
-	t.Parallel()
 	e := setup(t)
 	b := e.body(t, "real_webhook_product_update_500400541.json", e.retailer)
 	code, out := e.post(t, "", b, webhook.Sign(e.secret, b))
@@ -123,7 +128,6 @@ func TestSignedEventIsStoredOnceAndAcknowledged(t *testing.T) {
 }
 
 func TestBareDeleteNeedsTheURLsCredentialAndEvent(t *testing.T) {
-	t.Parallel()
 	e := setup(t)
 	b := e.body(t, "doc_webhook_product_delete.json", e.retailer)
 	sig := webhook.Sign(e.secret, b)
@@ -142,11 +146,10 @@ func TestBareDeleteNeedsTheURLsCredentialAndEvent(t *testing.T) {
 }
 
 func TestRefusedDeliveriesStoreNothing(t *testing.T) {
-	t.Parallel()
 	e := setup(t)
 	good := e.body(t, "real_webhook_stock_update_925719.json", e.retailer)
 	otherRetailer := e.body(t, "real_webhook_stock_update_925719.json", 7) // no endpoint has retailer 7
-	other := setup(t)
+	other := endpoint(t, e.db)
 	cases := []struct {
 		name   string
 		query  string
@@ -186,7 +189,6 @@ func TestRefusedDeliveriesStoreNothing(t *testing.T) {
 }
 
 func TestInactiveCredentialReceivesNothing(t *testing.T) {
-	t.Parallel()
 	e := setup(t)
 	ok, err := e.st.DeactivateCredential(context.Background(), e.cred)
 	require.NoError(t, err)
