@@ -47,6 +47,7 @@ type Config struct {
 	Dispatchers     int           // concurrent dispatchers (4)
 	ClaimLimit      int           // schedules one claim may take (20)
 	Seed            int64         // catalogue seed (11)
+	NoFreshness     bool          // skip the webhook freshness case
 
 	Commit   string    // the commit measured (default: the binary's build info)
 	Out      io.Writer // the table and the checks
@@ -79,11 +80,12 @@ func (c Config) withDefaults() Config {
 
 // Report is everything one run measured; --json writes it so runs can be compared across commits.
 type Report struct {
-	Machine    Machine         `json:"machine"`
-	Cases      []Case          `json:"cases"`
-	Dispatcher *DispatchResult `json:"dispatcher,omitempty"`
-	Checks     []Check         `json:"checks"`
-	TotalS     float64         `json:"totalSeconds"`
+	Machine    Machine          `json:"machine"`
+	Cases      []Case           `json:"cases"`
+	Dispatcher *DispatchResult  `json:"dispatcher,omitempty"`
+	Freshness  *FreshnessResult `json:"freshness,omitempty"`
+	Checks     []Check          `json:"checks"`
+	TotalS     float64          `json:"totalSeconds"`
 }
 
 // Case is one row of the table.
@@ -154,6 +156,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return rep, fmt.Errorf("bench: dispatcher case: %w", err)
 		}
 		rep.Dispatcher = &d
+	}
+	if !cfg.NoFreshness {
+		fmt.Fprintf(cfg.Log, "bench: webhooks, change → row\n")
+		f, err := runFreshness(ctx, pool, cfg)
+		if err != nil {
+			return rep, fmt.Errorf("bench: webhook freshness case: %w", err)
+		}
+		rep.Freshness = &f
 	}
 	rep.Checks = checks(cfg, rep)
 	rep.TotalS = time.Since(began).Seconds()

@@ -124,6 +124,9 @@ func printTable(w io.Writer, rep *Report) {
 	for _, r := range rows[1:] {
 		line(r)
 	}
+	if f := rep.Freshness; f != nil {
+		printFreshness(w, f)
+	}
 	if d := rep.Dispatcher; d != nil {
 		fmt.Fprintf(w, "\nDispatcher: %s due schedules over %s credentials, %d dispatchers (claim limit %d): %s claims/s, %s claimed, duplicates %d, missed %d, claim errors %d (%.1f s)\n",
 			thousands(d.Schedules), thousands(d.Credentials), d.Dispatchers, d.ClaimLimit, thousands(int(math.Round(d.ClaimsPerS))),
@@ -249,6 +252,10 @@ func checks(cfg Config, rep *Report) []Check {
 	if d := rep.Dispatcher; d != nil {
 		add("N dispatchers on M due schedules run each exactly once", d.Duplicates == 0 && d.Missed == 0,
 			"%d dispatchers, %s schedules: %d duplicates, %d missed, %s claims/s", d.Dispatchers, thousands(d.Schedules), d.Duplicates, d.Missed, thousands(int(math.Round(d.ClaimsPerS))))
+	}
+	if f := rep.Freshness; f != nil {
+		add("a shop's change is in the ERP's tables within seconds (webhooks), at no API call unless re-read", f.P95MS < 5000 && int(f.APICalls) <= f.Refetched,
+			"%d changes: p50 %.0f ms, p95 %.0f ms; %d API calls for %d re-reads", f.Changes, f.P50MS, f.P95MS, f.APICalls, f.Refetched)
 	}
 	return out
 }
