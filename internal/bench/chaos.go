@@ -25,9 +25,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/kiotvietfake"
+	"github.com/kvsync/kvsync/internal/secret"
 	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/internal/synctest"
+	"github.com/kvsync/kvsync/internal/webhook"
 )
 
 // ChaosConfig is one chaos run: kvsync serve processes against a fake KiotViet that fails in every way
@@ -59,6 +63,11 @@ type ChaosResult struct {
 	Mismatches   int              `json:"mismatches"`
 	Diffs        []string         `json:"diffs,omitempty"`
 	FinalSyncErr string           `json:"finalSyncError,omitempty"`
+	// Webhooks: the fake's deliveries to worker 0 (lost while it was killed: polling repairs that), with
+	// duplicates, drops, delays and held-then-reordered bursts; the events kvsync stored and applied.
+	Webhooks       kiotvietfake.WebhookStats `json:"webhooks"`
+	WebhookEvents  map[string]int            `json:"webhookEvents"`
+	WebhookReorder int                       `json:"webhookReorders"`
 }
 
 // ErrChaosFailed is returned when the database did not end equal to the shop, runs overlapped, or a run
@@ -145,6 +154,9 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (*ChaosResult, error) {
 		}
 	}
 	h := &chaosHTTP{client: &http.Client{Timeout: 5 * time.Minute}, secret: cronSecret}
+	if err := chaosWebhooks(ctx, st, keys, fakeURL, credID, ws.url(0)); err != nil {
+		return res, err
+	}
 
 	// The fault phase.
 	var manual sync.WaitGroup
@@ -195,6 +207,14 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (*ChaosResult, error) {
 				counter.add("token revoked")
 			}
 			fake.SetFaults(f)
+			// and the webhooks misbehave: duplicates, drops, delays, a held burst released newest first
+			if rng.IntN(3) == 0 {
+				if fake.ReleaseWebhooks() > 0 {
+					res.WebhookReorder++
+				}
+				fake.SetWebhookFaults(kiotvietfake.WebhookFaults{DuplicateRate: rng.Float64() / 2, DropRate: rng.Float64() / 5,
+					Delay: time.Duration(rng.IntN(30)) * time.Millisecond, Hold: rng.IntN(3) == 0, Reorder: true})
+			}
 		case x < 96: // the shop changes
 			switch rng.IntN(4) {
 			case 0:
@@ -227,6 +247,10 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (*ChaosResult, error) {
 	// The end: no more faults, nothing more due; rescue what the kills left, let the rest finish.
 	fmt.Fprintln(cfg.Log, "chaos: faults off; draining")
 	fake.SetFaults(kiotvietfake.Faults{})
+	if fake.ReleaseWebhooks() > 0 {
+		res.WebhookReorder++
+	}
+	fake.SetWebhookFaults(kiotvietfake.WebhookFaults{})
 	left := fake.Faults()
 	res.Faults = counter.snapshot()
 	res.Faults["page drift (insert)"] = int64(drift[0] - left.DriftInsertNext)
@@ -249,6 +273,21 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (*ChaosResult, error) {
 		sleep(drainCtx, 300*time.Millisecond)
 	}
 
+	// every delivery out and every event applied (or parked) before the final sync: an undated stock
+	// event applied after it would leave older stock than the shop's
+	for drainCtx.Err() == nil {
+		var waiting int
+		_ = fake.WaitWebhooks(drainCtx)
+		if err := pool.QueryRow(ctx, `select count(*) from public.kiotviet_webhook_events where status in ('pending', 'applying')`).Scan(&waiting); err != nil {
+			return res, err
+		}
+		if waiting == 0 {
+			break
+		}
+		_, _ = pool.Exec(ctx, `update public.kiotviet_webhook_events set next_attempt_at = now() where status = 'pending'`)
+		sleep(drainCtx, 200*time.Millisecond)
+	}
+
 	// A clean full sync, then an incremental one, through a worker as the ERP would ask.
 	for _, full := range []bool{true, false} {
 		status, body := h.post(ctx, ws.url(0), "/functions/v1/kiotviet-sync",
@@ -262,6 +301,18 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (*ChaosResult, error) {
 
 	if err := chaosCounts(ctx, pool, credID, res); err != nil {
 		return res, err
+	}
+	res.Webhooks = fake.WebhookStats()
+	res.WebhookEvents = map[string]int{}
+	if rows, err := pool.Query(ctx, `select status, count(*) from public.kiotviet_webhook_events group by status`); err == nil {
+		for rows.Next() {
+			var k string
+			var n int
+			if rows.Scan(&k, &n) == nil {
+				res.WebhookEvents[k] = n
+			}
+		}
+		rows.Close()
 	}
 	diffs, err := synctest.Compare(ctx, pool, fake.Snapshot(), true, 50)
 	if err != nil {
@@ -325,6 +376,9 @@ func (r *ChaosResult) print(w io.Writer) {
 		parts = append(parts, fmt.Sprintf("%s %d", k, r.Faults[k]))
 	}
 	fmt.Fprintf(w, "chaos: faults injected %d (%s); catalogue changes %d\n", total, strings.Join(parts, ", "), r.Mutations)
+	wh := r.Webhooks
+	fmt.Fprintf(w, "chaos: webhooks: %d deliveries (%d delivered, %d retried, %d lost to killed workers, %d dropped, %d duplicated, %d held bursts reordered); events %v\n",
+		wh.Events, wh.Delivered, wh.Retried, wh.Failed, wh.Dropped, wh.Duplicated, r.WebhookReorder, r.WebhookEvents)
 	fmt.Fprintf(w, "chaos: kills %d, rescues %d, overlaps %d, unfinished %d, mismatches %d\n", r.Kills, r.Rescues, r.Overlaps, r.Unfinished, r.Mismatches)
 	if r.FinalSyncErr != "" {
 		fmt.Fprintln(w, "chaos:", r.FinalSyncErr)
@@ -515,4 +569,21 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// chaosWebhooks registers the shop's webhooks to one worker (through KiotViet's webhook API, as kvsync
+// webhooks register does): while that worker is killed, deliveries fail and are lost, as they would be.
+func chaosWebhooks(ctx context.Context, st *store.Store, keys *secret.Keyring, fakeURL, credID, workerURL string) error {
+	engine, err := syncer.New(syncer.Config{Store: st, Keys: keys, Worker: "chaos",
+		KiotViet: kiotviet.Config{TokenURL: fakeURL + kiotvietfake.TokenPath, APIURL: fakeURL}})
+	if err != nil {
+		return err
+	}
+	client, err := engine.Client(ctx, credID)
+	if err != nil {
+		return err
+	}
+	_, err = webhook.Register(ctx, st, keys, client, credID, workerURL+"/functions/v1/kiotviet-webhook",
+		[]string{"product.update", "product.delete", "stock.update", "category.update"})
+	return err
 }
