@@ -44,7 +44,30 @@ in the schedule's time zone, which is named; times until the next run come from 
 		return nil
 	}
 	printStatus(e, rows, time.Now())
+	printWebhookStatus(qctx, e, a)
 	return nil
+}
+
+// printWebhookStatus adds a line per credential with webhooks: events waiting, applied and parked (with
+// the latest reason), and when the last one arrived.
+func printWebhookStatus(ctx context.Context, e env, a *app) {
+	health, err := a.store.WebhookHealth(ctx)
+	if err != nil || len(health) == 0 {
+		return
+	}
+	fmt.Fprintln(e.stdout)
+	for _, h := range health {
+		last := "no event yet"
+		if h.LastReceivedAt != nil {
+			last = "last event " + human(time.Since(*h.LastReceivedAt)) + " ago"
+		}
+		line := fmt.Sprintf("webhooks %s: %d/%d registered active, %d waiting, %d applied, %d parked, %s",
+			h.RetailerName, h.ActiveRegistrations, h.Registrations, h.Pending+h.Applying, h.Applied, h.Parked, last)
+		if h.Parked > 0 && h.LastParkedError != nil {
+			line += " (parked: " + *h.LastParkedError + ")"
+		}
+		fmt.Fprintln(e.stdout, line)
+	}
 }
 
 func printStatus(e env, rows []store.ScheduleStatus, now time.Time) {

@@ -38,6 +38,9 @@ func TestWebhooksRegisterListRemoveAndDoctor(t *testing.T) {
 	out, _, _ = b.cli(t, "", "doctor")
 	assert.Contains(t, out, "webhooks of "+b.fake.Retailer())
 	assert.Contains(t, out, "no event has arrived yet")
+	b.ok(t, "", "schedule", "set", "--credential", id, "--type", "inventory", "--every", "hourly")
+	out = b.ok(t, "", "status")
+	assert.Contains(t, out, "webhooks "+b.fake.Retailer()+": 10/10 registered active, 0 waiting, 0 applied, 0 parked, no event yet")
 
 	b.fake.ChangeProducts(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
