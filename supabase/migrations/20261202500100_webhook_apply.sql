@@ -199,8 +199,8 @@ begin
 end $$;
 
 -- branches (branch.update with IsActive, branch.delete): rows {id, branch_name, address, is_active,
--- modified_date}. A deleted branch is kept, inactive (KiotViet lists deactivated branches as removed;
--- stock rows keep their branch's name).
+-- modified_date}; a deleted branch is deactivated as kiotviet_apply_branches deactivates a removed one
+-- (kept with its name, its stock gone).
 create or replace function public.kiotviet_webhook_apply_branches(p_event_id uuid, p_credential_id uuid,
   p_rows jsonb, p_removed_ids bigint[])
 returns jsonb
@@ -208,7 +208,6 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   fresh jsonb;
   n_in integer;
-  n_off integer := 0;
 begin
   perform public.kiotviet_assert_running(p_event_id);
   n_in := jsonb_array_length(coalesce(p_rows, '[]'::jsonb));
@@ -218,13 +217,8 @@ begin
      select from public.kiotviet_branches b
       where b.id = (r ->> 'id')::bigint and b.modified_date is not null
         and (r ->> 'modified_date' is null or b.modified_date >= (r ->> 'modified_date')::timestamptz));
-  if coalesce(cardinality(p_removed_ids), 0) > 0 then
-    update public.kiotviet_branches set is_active = false, synced_at = now()
-     where id = any (p_removed_ids) and is_active;
-    get diagnostics n_off = row_count;
-  end if;
-  return public.kiotviet_apply_branches(p_event_id, p_credential_id, fresh)
-         || jsonb_build_object('deactivated', n_off, 'older', n_in - jsonb_array_length(fresh));
+  return public.kiotviet_apply_branches(p_event_id, p_credential_id, fresh, coalesce(p_removed_ids, '{}'))
+         || jsonb_build_object('older', n_in - jsonb_array_length(fresh));
 end $$;
 
 -- price books: pricebookdetail.update [{price_book_id, product_id, price}] sets that book's price in the

@@ -2,12 +2,14 @@
 -- holds, an update older than the row changes nothing, stock merges per branch, a failure backs off and
 -- is parked after the last attempt, and only the claimed event's worker may write.
 begin;
-select plan(15);
+select plan(19);
 set local client_min_messages = warning;
 
 delete from public.kiotviet_products_full;
 delete from public.kiotviet_products;
 delete from public.kiotviet_webhook_events;
+delete from public.kiotviet_categories;
+delete from public.kiotviet_branches;
 insert into public.kiotviet_credentials (id, retailer_name, client_id, encrypted_token, is_active) values
   ('c5100000-0000-0000-0000-00000000000a', 'applyA', 'clientA', 'ct', true);
 insert into public.kiotviet_webhook_events (id, credential_id, dedupe_key, event_types, body, received_at) values
@@ -39,6 +41,23 @@ select public.kiotviet_webhook_apply_stock('e5100000-0000-0000-0000-000000000002
 select results_eq($$select branch_id, on_hand::int from public.kiotviet_inventory where product_id = 51 order by branch_id$$,
   $$values (1::bigint, 5), (2::bigint, 3)$$, 'a stock event changes its branch and keeps the others');
 select is((select total_on_hand::int from public.kiotviet_products_full where id = 51), 8, 'and the product''s total follows');
+
+select public.kiotviet_webhook_apply_categories('e5100000-0000-0000-0000-000000000001', 'c5100000-0000-0000-0000-00000000000a',
+  '[{"id": 61, "category_name": "Trà", "modified_date": "2026-01-02T00:00:00+07:00"},
+    {"id": 62, "category_name": "Cà phê", "modified_date": "2026-01-02T00:00:00+07:00"}]', '{}');
+select is((public.kiotviet_webhook_apply_categories('e5100000-0000-0000-0000-000000000001', 'c5100000-0000-0000-0000-00000000000a',
+  '[{"id": 61, "category_name": "old name", "modified_date": "2026-01-01T00:00:00+07:00"}]', '{62}') ->> 'older')::int, 1,
+  'an older category update is skipped');
+select results_eq($$select id, category_name from public.kiotviet_categories where id in (61, 62)$$, $$values (61::bigint, 'Trà')$$,
+  'and a deleted category (IsDeleted, category.delete) goes');
+select public.kiotviet_webhook_apply_branches('e5100000-0000-0000-0000-000000000001', 'c5100000-0000-0000-0000-00000000000a',
+  '[{"id": 1, "branch_name": "Trung tâm", "is_active": true, "modified_date": "2026-01-02T00:00:00+07:00"},
+    {"id": 2, "branch_name": "Hà Nội", "is_active": true, "modified_date": "2026-01-02T00:00:00+07:00"}]', '{}');
+select public.kiotviet_webhook_apply_branches('e5100000-0000-0000-0000-000000000001', 'c5100000-0000-0000-0000-00000000000a', '[]', '{2}');
+select results_eq($$select id, is_active from public.kiotviet_branches order by id$$, $$values (1::bigint, true), (2::bigint, false)$$,
+  'a deleted branch is kept, inactive');
+select results_eq($$select branch_id from public.kiotviet_inventory where product_id = 51$$, $$values (1::bigint)$$,
+  'and its stock goes with it');
 
 select throws_ok($$select public.kiotviet_webhook_apply_products('e5100000-0000-0000-0000-000000000003', 'c5100000-0000-0000-0000-00000000000a', '[]', '{51}')$$,
   '55000', null, 'an event nobody claimed cannot write');
