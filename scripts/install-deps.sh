@@ -23,6 +23,7 @@ need_pkg libtap-parser-sourcehandler-pgtap-perl   # pg_prove
 need_pkg curl                                      # the pg_net stand-in sends with curl
 need_pkg postgresql-$PG_MAJOR-plpgsql-check        # supabase db lint and make lint
 command -v npm >/dev/null 2>&1 || { need_pkg nodejs; need_pkg npm; }   # the tools below
+need_pkg python3-aiosmtpd                          # the real SMTP server the alert tests send email to
 
 # The pg_net stand-in is installed when it is missing or differs from the project's copy.
 ext_stale=0

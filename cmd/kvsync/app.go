@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/kvsync/kvsync/internal/alert"
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/config"
 	"github.com/kvsync/kvsync/internal/dispatch"
@@ -30,6 +31,7 @@ type app struct {
 	keys     *secret.Keyring
 	kiotviet kiotviet.Config
 	engine   *syncer.Engine
+	alerts   *alert.Notifier
 	worker   string
 }
 
@@ -86,6 +88,11 @@ func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
 	}
 	a.kiotviet = kiotviet.Config{TokenURL: cfg.TokenURL, APIURL: cfg.APIURL, RateLimitPerHour: cfg.RateLimitPerHour,
 		HTTPClient: kiotviet.NewHTTPClient(), Logger: a.log}
+	a.alerts, err = alert.FromConfig(cfg.Alerts, a.store, a.log)
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
 	if !needKeys {
 		return a, nil
 	}
@@ -121,12 +128,8 @@ func (a *app) dispatcher(metrics *dispatch.Metrics) *dispatch.Dispatcher {
 		}
 		runner = dispatch.FanOut{URL: a.cfg.SyncURL, Secret: secretForFanout}
 	}
-	var alerts *dispatch.Alerter
-	if a.cfg.AlertWebhookURL.IsSet() {
-		alerts = &dispatch.Alerter{URL: a.cfg.AlertWebhookURL.Reveal(), Logger: a.log}
-	}
 	return dispatch.New(dispatch.Config{Store: a.store, Runner: runner, Worker: a.worker,
-		Concurrency: a.cfg.Concurrency, Lease: time.Duration(a.cfg.LeaseSeconds) * time.Second, Alerts: alerts, Metrics: metrics, Logger: a.log})
+		Concurrency: a.cfg.Concurrency, Lease: time.Duration(a.cfg.LeaseSeconds) * time.Second, Alerts: a.alerts, Metrics: metrics, Logger: a.log})
 }
 
 func (a *app) authenticator() (*auth.Authenticator, error) {

@@ -70,6 +70,10 @@ one line per run. Exits non-zero when a run failed. Nothing due? See 'kvsync sta
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	_ = d.Shutdown(sctx)
 	scancel()
+	// Alerts for what these runs changed, sent before the process exits (bounded: never a reason to hang).
+	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	a.alerts.Flush(actx)
+	acancel()
 
 	retailers := map[string]string{}
 	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -96,6 +96,7 @@ KiotViet, events keep arriving and none is parked. Exits non-zero when a check f
 	d.schedules(ctx, a)
 	d.staleRuns(ctx, a)
 	d.webhooks(ctx, e, a)
+	d.alerts(ctx, a)
 	return d.result()
 }
 

@@ -67,6 +67,7 @@ func commands() map[string]command {
 		"migrate":     {"apply supabase/migrations to the database", cmdMigrate},
 		"install":     {"migrations, Vault secrets and cron jobs, then doctor: one idempotent command", cmdInstall},
 		"webhooks":    {"register, list or remove a credential's KiotViet webhooks", cmdWebhooks},
+		"alerts":      {"send a test message to every alert channel and say which failed", cmdAlerts},
 	}
 }
 

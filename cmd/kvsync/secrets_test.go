@@ -172,7 +172,16 @@ func TestNoSecretInLogsRepliesOrMetrics(t *testing.T) {
 	call("POST", "/functions/v1/save-kiotviet-token", serviceKey, `{"retailerName":"a","clientId":"b","clientSecret":"c"}`)
 	call("POST", "/functions/v1/kiotviet-schedule-sync", cron+"x", `{}`)
 	assert.Equal(t, http.StatusOK, call("GET", "/metrics", "", ""))
-	assert.Contains(t, logs.String(), "alert: webhook failed", "the alert delivery was tried and its failure logged")
+	// alerts are delivered in the background: wait for the failed delivery to be logged
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "alert delivery failed") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	assert.Contains(t, logs.String(), "alert delivery failed", "the alert delivery was tried and its failure logged")
+	var deliveryErrors string
+	require.NoError(t, db.QueryRow(context.Background(),
+		`select coalesce(string_agg(last_error, ' | '), '') from kiotviet_alert_deliveries`).Scan(&deliveryErrors))
+	assert.Contains(t, deliveryErrors, "could not reach", "the failed delivery kept its (redacted) error")
 	assert.Contains(t, logs.String(), "fan-out", "the fan-out failure was logged")
 
 	var rowErrors string
@@ -184,7 +193,8 @@ func TestNoSecretInLogsRepliesOrMetrics(t *testing.T) {
 	secrets := append([]string{cron, serviceKey, jwtSecret, key, alertToken, fanToken, fanPass, fake.ClientSecret(), forged}, tokens...)
 	tokMu.Unlock()
 	require.NotEmpty(t, tokens, "the fake issued access tokens")
-	all := map[string]string{"log": logs.String(), "replies and CLI output": seen.String(), "run rows": rowErrors}
+	all := map[string]string{"log": logs.String(), "replies and CLI output": seen.String(), "run rows": rowErrors,
+		"alert deliveries": deliveryErrors}
 	for where, text := range all {
 		for _, s := range secrets {
 			assert.NotContains(t, text, s, "a secret in the %s", where)

@@ -56,6 +56,11 @@ func cmdServe(ctx context.Context, e env) error {
 	defer func() { stopApplier(); <-applierDone }()
 	handler := newServer(serverDeps{app: a, auth: authn, dispatcher: d, metrics: metrics, webhookStored: applier.Wake})
 
+	// Alerts: scanned and delivered in the background, kicked when runs end; never in a sync's way.
+	actx, acancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer acancel()
+	go a.alerts.Run(actx)
+
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set KVSYNC_ADDR or --addr)", listen, err)

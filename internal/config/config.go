@@ -116,9 +116,10 @@ type Config struct {
 	// SyncURL is KIOTVIET_SYNC_URL: when set, the dispatcher fans runs out to this
 	// kiotviet-sync endpoint instead of running them in process.
 	SyncURL string
-	// AlertWebhookURL is KIOTVIET_ALERT_WEBHOOK_URL, where failures are posted. Chat webhook URLs
-	// embed their token, so it is a Secret.
-	AlertWebhookURL Secret
+	// Alerts is the KIOTVIET_ALERT_* settings: channels (webhook, email, Telegram) and thresholds.
+	Alerts Alerts
+	// Metrics is who may read GET /metrics (KVSYNC_METRICS_*).
+	Metrics Metrics
 	// Addr is KVSYNC_ADDR, the HTTP listen address.
 	Addr string
 	// Concurrency is KVSYNC_CONCURRENCY, how many syncs one replica runs at once.
@@ -256,8 +257,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.RateLimitPerHour = l.intIn("KIOTVIET_RATE_LIMIT_PER_HOUR", DefaultRateLimitPerHour, 1, MaxRateLimitPerHour)
 	c.SyncURL = l.get("KIOTVIET_SYNC_URL")
 	l.httpURL("KIOTVIET_SYNC_URL", c.SyncURL, false)
-	c.AlertWebhookURL = Secret(l.get("KIOTVIET_ALERT_WEBHOOK_URL"))
-	l.httpURL("KIOTVIET_ALERT_WEBHOOK_URL", c.AlertWebhookURL.Reveal(), true)
+	c.Alerts = l.alerts()
+	c.Metrics = l.metrics()
 
 	// The process.
 	c.Addr = cmpOr(l.get("KVSYNC_ADDR"), DefaultAddr)
@@ -522,7 +523,11 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("api_url", c.APIURL),
 		slog.Int("rate_limit_per_hour", c.RateLimitPerHour),
 		slog.String("sync_url", c.SyncURL),
-		slog.String("alert_webhook_url", set(c.AlertWebhookURL)),
+		slog.String("alert_webhook_url", set(c.Alerts.WebhookURL)),
+		slog.String("alert_smtp_url", set(c.Alerts.SMTPURL)),
+		slog.String("alert_telegram_bot_token", set(c.Alerts.TelegramToken)),
+		slog.String("alert_lang", c.Alerts.Lang),
+		slog.String("metrics_auth", metricsAuth(c.Metrics)),
 		slog.String("addr", c.Addr),
 		slog.Int("concurrency", c.Concurrency),
 		slog.Int("lease_seconds", c.LeaseSeconds),
@@ -538,23 +543,31 @@ func (c Config) attrs() []slog.Attr {
 // Found by type, so a Secret field added later is covered without touching this.
 func (c Config) SecretValues() []string {
 	var out []string
-	v := reflect.ValueOf(c)
+	secretFields(reflect.ValueOf(c), func(s Secret) { out = append(out, secretParts(s)...) })
+	return out
+}
+
+// secretFields calls f with every Secret among v's exported fields: single ones, lists, and those of
+// nested settings structs (Alerts, Metrics).
+func secretFields(v reflect.Value, f func(Secret)) {
 	for i := 0; i < v.NumField(); i++ {
 		if !v.Type().Field(i).IsExported() {
 			continue
 		}
-		var secrets []Secret
-		switch f := v.Field(i).Interface().(type) {
+		fv := v.Field(i)
+		switch x := fv.Interface().(type) {
 		case Secret:
-			secrets = []Secret{f}
+			f(x)
 		case []Secret:
-			secrets = f
-		}
-		for _, s := range secrets {
-			out = append(out, secretParts(s)...)
+			for _, s := range x {
+				f(s)
+			}
+		default:
+			if fv.Kind() == reflect.Struct {
+				secretFields(fv, f)
+			}
 		}
 	}
-	return out
 }
 
 // secretParts is a secret's value, each part of a list in it, and a URL's password.
@@ -576,4 +589,16 @@ func secretParts(s Secret) []string {
 		}
 	}
 	return out
+}
+
+func metricsAuth(m Metrics) string {
+	switch {
+	case m.Token.IsSet() && m.User != "":
+		return "bearer+basic"
+	case m.Token.IsSet():
+		return "bearer"
+	case m.User != "":
+		return "basic"
+	}
+	return "open"
 }

@@ -162,7 +162,7 @@ func TestEveryValueParsed(t *testing.T) {
 	if !slices.Equal(c.CORSOrigins, []string{"https://erp.example.com", "http://localhost:5173"}) {
 		t.Fatalf("CORSOrigins = %q", c.CORSOrigins)
 	}
-	if c.AlertWebhookURL.Reveal() != webhookURL || c.CronSecret.Reveal() != cronSecret {
+	if c.Alerts.WebhookURL.Reveal() != webhookURL || c.CronSecret.Reveal() != cronSecret {
 		t.Fatal("secrets not kept")
 	}
 	kr, err := c.Keyring()
@@ -290,7 +290,7 @@ func TestRedaction(t *testing.T) {
 	outputs := map[string]string{
 		"%v": fmt.Sprintf("%v", c), "%+v": fmt.Sprintf("%+v", c), "%#v": fmt.Sprintf("%#v", c),
 		"%s": fmt.Sprintf("%s", c), "pointer %v": fmt.Sprintf("%v", &c),
-		"field %v":  fmt.Sprintf("%v %s %q %x %#v %v", c.CronSecret, c.JWTSecret, c.ServiceRoleKey, c.AlertWebhookURL, c.DatabaseURL, c.EncryptionKeys),
+		"field %v":  fmt.Sprintf("%v %s %q %x %#v %v", c.CronSecret, c.JWTSecret, c.ServiceRoleKey, c.Alerts.WebhookURL, c.DatabaseURL, c.EncryptionKeys),
 		"slog text": text.String(), "slog json": js.String(), "json": string(marshalled),
 	}
 	for what, out := range outputs {

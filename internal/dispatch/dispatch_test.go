@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -62,9 +61,9 @@ func setup(t *testing.T, products int) *bundle {
 	return b
 }
 
-func (b *bundle) dispatcher(worker string, alerts *dispatch.Alerter) *dispatch.Dispatcher {
+func (b *bundle) dispatcher(worker string) *dispatch.Dispatcher {
 	return dispatch.New(dispatch.Config{Store: b.store, Runner: b.engine, Worker: worker, Concurrency: 4,
-		Alerts: alerts, OnRunDone: func(r dispatch.RunResult) { b.done <- r }})
+		OnRunDone: func(r dispatch.RunResult) { b.done <- r }})
 }
 
 // otherShops: more shops the fake answers for, so that tests can run several shops' schedules.
@@ -124,7 +123,7 @@ func setVault(t *testing.T, db *pgxpool.Pool, name, value string) {
 func TestCronCommandToSyncedTables(t *testing.T) {
 	b := setup(t, 300)
 	ctx := context.Background()
-	srv := serve(t, b.dispatcher("cron-e2e", nil))
+	srv := serve(t, b.dispatcher("cron-e2e"))
 	setVault(t, b.db, "kiotviet_dispatcher_url", srv.URL+"/functions/v1/kiotviet-schedule-sync")
 	setVault(t, b.db, "kiotviet_cron_secret", cronSecret)
 	scheduleID := b.schedule(t, b.credID, "products_full")
@@ -168,7 +167,7 @@ func TestCronCommandToSyncedTables(t *testing.T) {
 
 func TestDispatchRefusesUsersAndAnon(t *testing.T) {
 	b := setup(t, 10)
-	srv := serve(t, b.dispatcher("auth", nil))
+	srv := serve(t, b.dispatcher("auth"))
 	for _, tc := range []struct {
 		bearer string
 		status int
@@ -206,7 +205,7 @@ func TestConcurrentDispatchersRunEachScheduleOnce(t *testing.T) {
 	}
 	var dispatchers []*dispatch.Dispatcher
 	for i := 0; i < 4; i++ {
-		dispatchers = append(dispatchers, b.dispatcher("d"+string(rune('a'+i)), nil))
+		dispatchers = append(dispatchers, b.dispatcher("d"+string(rune('a'+i))))
 	}
 	total := 0
 	for total < len(schedules) {
@@ -247,56 +246,12 @@ func TestConcurrentDispatchersRunEachScheduleOnce(t *testing.T) {
 	}
 }
 
-// The alert fires once when a schedule starts failing and once when it recovers, not on every retry.
-func TestAlertOnFailureAndRecoveryOnly(t *testing.T) {
-	b := setup(t, 30)
-	ctx := context.Background()
-	var mu sync.Mutex
-	var texts []string
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m map[string]string
-		_ = json.NewDecoder(r.Body).Decode(&m)
-		mu.Lock()
-		texts = append(texts, m["text"])
-		mu.Unlock()
-	}))
-	t.Cleanup(hook.Close)
-	d := b.dispatcher("alerts", &dispatch.Alerter{URL: hook.URL})
-	scheduleID := b.schedule(t, b.credID, "categories")
-
-	tickOnce := func(status string) {
-		t.Helper()
-		b.makeDue(t, scheduleID)
-		tick, err := d.Tick(ctx, 1)
-		require.NoError(t, err)
-		require.Len(t, tick.Claimed, 1)
-		r := b.waitRuns(t, 1)[0]
-		require.Equal(t, status, r.Result.Status, r.Result.Error)
-	}
-	b.fake.SetFaults(kiotvietfake.Faults{Status5xxNext: 1000})
-	tickOnce("failed")
-	tickOnce("failed")
-	tickOnce("failed")
-	b.fake.SetFaults(kiotvietfake.Faults{})
-	tickOnce("success")
-	tickOnce("success")
-
-	mu.Lock()
-	defer mu.Unlock()
-	require.Len(t, texts, 2, "one alert on failure, one on recovery: %q", texts)
-	assert.Contains(t, texts[0], "failed")
-	assert.Contains(t, texts[1], "recovered")
-	var failures int
-	require.NoError(t, b.db.QueryRow(ctx, `select consecutive_failures from kiotviet_sync_schedules where id = $1`, scheduleID).Scan(&failures))
-	assert.Zero(t, failures)
-}
-
 // The one slow test: a real pg_cron tick (at the next minute boundary) runs the dispatch command, which
 // posts through pg_net to the dispatcher. Up to two minutes.
 func TestRealPgCronTick(t *testing.T) {
 	b := setup(t, 50)
 	ctx := context.Background()
-	srv := serve(t, b.dispatcher("pg-cron", nil))
+	srv := serve(t, b.dispatcher("pg-cron"))
 	setVault(t, b.db, "kiotviet_dispatcher_url", srv.URL+"/functions/v1/kiotviet-schedule-sync")
 	setVault(t, b.db, "kiotviet_cron_secret", cronSecret)
 	b.schedule(t, b.credID, "categories")

@@ -30,12 +30,18 @@ type Config struct {
 	Worker      string
 	Concurrency int           // syncs at once in this process; default 4
 	Lease       time.Duration // of a claimed run until its first heartbeat; default syncer.DefaultLease
-	Alerts      *Alerter      // optional: failure / recovery notices
+	Alerts      Alerts        // optional: told when runs end (internal/alert.Notifier)
 	Metrics     *Metrics      // default: fresh counters
 	Logger      *slog.Logger
 
 	// OnRunDone, when set, is called after each claimed run ended: a test signal.
 	OnRunDone func(RunResult)
+}
+
+// Alerts is told, without waiting, that runs ended or were rescued, so it looks for changes of state
+// (internal/alert.Notifier). It must never block.
+type Alerts interface {
+	Kick()
 }
 
 // RunResult is one claimed run's end.
@@ -125,8 +131,8 @@ func (d *Dispatcher) Tick(ctx context.Context, limit int) (*Tick, error) {
 	t.Rescued = rescued
 	for _, r := range rescued {
 		d.cfg.Logger.Warn("rescued a run whose worker stopped heartbeating", "run", r.RunID, "worker", r.Worker)
-		d.notify(r.RunID)
 	}
+	d.notify()
 
 	if limit <= 0 {
 		limit = d.cfg.Concurrency
@@ -184,7 +190,7 @@ func (d *Dispatcher) run(c store.Claim, results chan<- RunResult) {
 		res.Status = "failed"
 	}
 	d.cfg.Metrics.observeRun(res)
-	d.notify(c.RunID)
+	d.notify()
 	rr := RunResult{Claim: c, Result: res, Err: err}
 	results <- rr
 	if d.cfg.OnRunDone != nil {
@@ -192,19 +198,11 @@ func (d *Dispatcher) run(c store.Claim, results chan<- RunResult) {
 	}
 }
 
-// notify sends a failure or recovery alert when this run changed the schedule's health.
-func (d *Dispatcher) notify(runID string) {
-	if d.cfg.Alerts == nil {
-		return
+// notify tells the alerts that something may have changed; it returns at once.
+func (d *Dispatcher) notify() {
+	if d.cfg.Alerts != nil {
+		d.cfg.Alerts.Kick()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	out, err := d.cfg.Store.RunOutcome(ctx, runID)
-	if err != nil {
-		d.cfg.Logger.Warn("alert: could not read the run's outcome", "run", runID, "err", err)
-		return
-	}
-	d.cfg.Alerts.Notify(ctx, out)
 }
 
 // Shutdown stops claiming, lets running syncs finish until ctx ends, then cancels the rest: each of those

@@ -45,7 +45,7 @@ func TestTickClaimsPastPoisonRows(t *testing.T) {
 		values ('products', 'running', 'cron', $1, $2, 'dead', now() - interval '1 minute') returning id::text`,
 		poisonCred, poison).Scan(&expired))
 
-	tick, err := b.dispatcher("poison", nil).Tick(ctx, 10)
+	tick, err := b.dispatcher("poison").Tick(ctx, 10)
 	require.NoError(t, err)
 	require.NoError(t, tick.RescueErr)
 	require.Len(t, tick.Rescued, 1)

@@ -1,0 +1,296 @@
+package alert_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kvsync/kvsync/internal/alert"
+	"github.com/kvsync/kvsync/internal/kiotvietfake"
+	"github.com/kvsync/kvsync/internal/store"
+)
+
+const botToken = "123456789:AAtest-bot-token_do-not-leak"
+
+type channels struct {
+	smtp     *smtpServer
+	tg, hook *recorder
+	list     func() []alert.Channel
+}
+
+// allChannels starts a real SMTP server, a fake Bot API and a chat webhook, and makes fresh channel
+// values for them (each replica gets its own, as each process would).
+func allChannels(t *testing.T) *channels {
+	smtp := startSMTP(t)
+	tgSrv, tg := fakeTelegram(t, botToken, "-1001234")
+	hookSrv, hook := fakeWebhook(t)
+	return &channels{smtp: smtp, tg: tg, hook: hook, list: func() []alert.Channel {
+		return []alert.Channel{
+			&alert.Webhook{URL: hookSrv.URL + "/services/T000/B000/hook-secret"},
+			&alert.Email{URL: smtp.URL, From: "kvsync <kvsync@example.com>", To: []string{"ops@example.com", "owner@example.com"}, TLSConfig: smtp.TLS},
+			&alert.Telegram{APIURL: tgSrv.URL, Token: botToken, ChatID: "-1001234"},
+		}
+	}}
+}
+
+func (c *channels) counts(t *testing.T) (hook, mail, tg int) {
+	return len(c.hook.all()), len(c.smtp.mails(t)), len(c.tg.all())
+}
+
+// Failing → one message per channel; more failures → none; recovery → one per channel. The messages say
+// which shop, what failed in plain words, since when, how many tries, what to do; in Vietnamese by
+// default; email with a plain-text part; no secret, token or raw error anywhere.
+func TestFailingRepeatedRecoveredOneMessageEach(t *testing.T) {
+	s := newShop(t)
+	ch := allChannels(t)
+	n := &alert.Notifier{Store: s.store, Channels: ch.list()}
+	r := s.replica("r1", n)
+	sched := s.schedule(t, "categories")
+	ctx := context.Background()
+
+	s.fake.SetFaults(kiotvietfake.Faults{Status5xxNext: 1000})
+	require.Equal(t, "failed", s.runOnce(t, r, sched))
+	n.Flush(ctx)
+	h, m, tg := ch.counts(t)
+	assert.Equal(t, []int{1, 1, 1}, []int{h, m, tg}, "one failing alert per channel")
+
+	require.Equal(t, "failed", s.runOnce(t, r, sched))
+	n.Flush(ctx)
+	require.Equal(t, "failed", s.runOnce(t, r, sched))
+	n.Flush(ctx)
+	h, m, tg = ch.counts(t)
+	assert.Equal(t, []int{1, 1, 1}, []int{h, m, tg}, "repeated failures send nothing new")
+
+	s.fake.SetFaults(kiotvietfake.Faults{})
+	require.Equal(t, "success", s.runOnce(t, r, sched))
+	n.Flush(ctx)
+	require.Equal(t, "success", s.runOnce(t, r, sched))
+	n.Flush(ctx)
+	h, m, tg = ch.counts(t)
+	assert.Equal(t, []int{2, 2, 2}, []int{h, m, tg}, "one recovery alert per channel")
+
+	mails := ch.smtp.mails(t)
+	failing := mails[0]
+	assert.Contains(t, failing.Subject, "đang lỗi")
+	assert.Contains(t, failing.Subject, s.fake.Credentials().Retailer)
+	assert.Equal(t, "ops@example.com,owner@example.com", failing.To)
+	assert.Contains(t, failing.Text, "Cửa hàng: "+s.fake.Credentials().Retailer)
+	assert.Contains(t, failing.Text, "nhóm hàng (categories)")
+	assert.Contains(t, failing.Text, "Không kết nối được tới KiotViet", "a 503 in plain words")
+	assert.Contains(t, failing.Text, "Từ lúc:")
+	assert.Contains(t, failing.Text, "Số lần thử thất bại liên tiếp: 1")
+	assert.Contains(t, failing.Text, "Cần làm:")
+	assert.Contains(t, failing.HTML, "<table>")
+	assert.Contains(t, mails[1].Subject, "hoạt động lại")
+	tgs := ch.tg.all()
+	assert.Contains(t, tgs[0], "đang lỗi")
+	assert.Contains(t, tgs[1], "hoạt động lại")
+
+	everything := strings.Join(append(append(ch.hook.all(), tgs...), mails[0].Raw, mails[1].Raw), "\n")
+	for _, leak := range []string{s.secret, botToken, ch.smtp.Pass, "hook-secret", "status 503", "kiotviet:", "goroutine"} {
+		assert.NotContains(t, everything, leak)
+	}
+	// the state and the events are in the database: one failing, one recovered
+	var kinds []string
+	rows, err := s.db.Query(ctx, `select kind from kiotviet_alert_events where schedule_id = $1 order by created_at`, sched)
+	require.NoError(t, err)
+	for rows.Next() {
+		var k string
+		require.NoError(t, rows.Scan(&k))
+		kinds = append(kinds, k)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []string{"failing", "recovered"}, kinds)
+}
+
+// KIOTVIET_ALERT_FAILURES=3: the first two failures say nothing, the third alerts, in English when asked.
+func TestFailingAfterNFailuresInEnglish(t *testing.T) {
+	s := newShop(t)
+	hookSrv, hook := fakeWebhook(t)
+	n := &alert.Notifier{Store: s.store, Lang: "en", Channels: []alert.Channel{&alert.Webhook{URL: hookSrv.URL}},
+		Rules: store.AlertRules{Failures: 3}}
+	r := s.replica("r1", n)
+	sched := s.schedule(t, "inventory")
+	s.fake.SetFaults(kiotvietfake.Faults{Status5xxNext: 1000})
+	for i := 1; i <= 3; i++ {
+		require.Equal(t, "failed", s.runOnce(t, r, sched))
+		n.Flush(context.Background())
+		if i < 3 {
+			assert.Empty(t, hook.all(), "no alert after %d failure(s)", i)
+		}
+	}
+	texts := hook.all()
+	require.Len(t, texts, 1)
+	assert.Contains(t, texts[0], "sync for "+s.fake.Credentials().Retailer+" is failing")
+	assert.Contains(t, texts[0], "Failed tries in a row: 3")
+	assert.Contains(t, texts[0], "What to do:")
+}
+
+// Three replicas (three dispatchers, three notifiers with their own channel values) see the same failure
+// and scan at the same moment: one message per channel. The same for the recovery.
+func TestThreeReplicasOneMessage(t *testing.T) {
+	s := newShop(t)
+	ch := allChannels(t)
+	var reps []*replica
+	for _, name := range []string{"a", "b", "c"} {
+		reps = append(reps, s.replica(name, &alert.Notifier{Store: s.store, Channels: ch.list()}))
+	}
+	sched := s.schedule(t, "categories")
+	together := func() {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, r := range reps {
+			wg.Add(1)
+			go func() { defer wg.Done(); <-start; r.n.Flush(context.Background()) }()
+		}
+		close(start)
+		wg.Wait()
+	}
+
+	s.fake.SetFaults(kiotvietfake.Faults{Status5xxNext: 1000})
+	require.Equal(t, "failed", s.runOnce(t, reps[0], sched))
+	together()
+	require.Equal(t, "failed", s.runOnce(t, reps[1], sched))
+	together()
+	h, m, tg := ch.counts(t)
+	assert.Equal(t, []int{1, 1, 1}, []int{h, m, tg}, "one failing alert per channel across three replicas")
+
+	s.fake.SetFaults(kiotvietfake.Faults{})
+	require.Equal(t, "success", s.runOnce(t, reps[2], sched))
+	together()
+	h, m, tg = ch.counts(t)
+	assert.Equal(t, []int{2, 2, 2}, []int{h, m, tg}, "one recovery alert per channel across three replicas")
+}
+
+// Serving replicas deliver in the background when a run kicks them: no Flush by the caller.
+func TestServingReplicasDeliverInBackground(t *testing.T) {
+	s := newShop(t)
+	hookSrv, hook := fakeWebhook(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var reps []*replica
+	for _, name := range []string{"a", "b", "c"} {
+		n := &alert.Notifier{Store: s.store, Channels: []alert.Channel{&alert.Webhook{URL: hookSrv.URL}}, Interval: 50 * time.Millisecond}
+		go n.Run(ctx)
+		reps = append(reps, s.replica(name, n))
+	}
+	sched := s.schedule(t, "categories")
+	s.fake.SetFaults(kiotvietfake.Faults{Status5xxNext: 1000})
+	require.Equal(t, "failed", s.runOnce(t, reps[0], sched))
+	eventually(t, "the failing alert", func() bool { return len(hook.all()) >= 1 })
+	// every replica has scanned since (the state is failing for all of them) and nothing more was sent
+	var pending int
+	eventually(t, "every delivery final", func() bool {
+		require.NoError(t, s.db.QueryRow(ctx, `select count(*) from kiotviet_alert_deliveries where status = 'pending'`).Scan(&pending))
+		return pending == 0
+	})
+	for _, r := range reps {
+		r.n.Flush(ctx)
+	}
+	assert.Len(t, hook.all(), 1)
+}
+
+// An SMTP server that accepts the connection and never answers: the runs end as if there were no alerts,
+// the delivery fails by its own timeout, is kept for retry with the error (no password in it), and
+// kiotviet_alert_problems (what `kvsync doctor` shows) reports it.
+func TestSMTPDownDelaysNothing(t *testing.T) {
+	s := newShop(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // hold it open, say nothing
+		}
+	}()
+	t.Cleanup(func() {
+		close(accepted)
+		for c := range accepted {
+			_ = c.Close()
+		}
+	})
+	const pass = "smtp-password-secret"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var statuses []string
+	n := &alert.Notifier{Store: s.store, SendTimeout: 2 * time.Second,
+		Channels:   []alert.Channel{&alert.Email{URL: "smtp://alerts:" + pass + "@" + ln.Addr().String(), From: "kvsync@example.com", To: []string{"ops@example.com"}}},
+		OnDelivery: func(_, status string) { mu.Lock(); statuses = append(statuses, status); mu.Unlock() }}
+	go n.Run(ctx)
+	r := s.replica("r1", n)
+	sched := s.schedule(t, "categories")
+	s.fake.SetFaults(kiotvietfake.Faults{Status5xxNext: 1000})
+
+	require.Equal(t, "failed", s.runOnce(t, r, sched))
+	// the send is now stuck in the silent server, and the next run still claims and ends at once
+	select {
+	case <-time.After(30 * time.Second):
+		t.Fatal("the notifier never tried the SMTP server")
+	case c := <-accepted:
+		accepted <- c
+	}
+	mu.Lock()
+	assert.Empty(t, statuses, "the delivery is still hanging")
+	mu.Unlock()
+	s.fake.SetFaults(kiotvietfake.Faults{Status5xxNext: 1000})
+	require.Equal(t, "failed", s.runOnce(t, r, sched), "a run while the delivery hangs")
+
+	eventually(t, "the delivery to time out", func() bool { mu.Lock(); defer mu.Unlock(); return len(statuses) > 0 })
+	mu.Lock()
+	assert.Equal(t, "pending", statuses[0], "kept for a retry with backoff")
+	mu.Unlock()
+	problems, err := s.store.AlertProblems(context.Background())
+	require.NoError(t, err)
+	require.Len(t, problems, 1)
+	assert.Equal(t, "email", problems[0].Channel)
+	assert.Equal(t, 1, problems[0].Retrying)
+	require.NotNil(t, problems[0].LastError)
+	assert.NotContains(t, *problems[0].LastError, pass)
+	assert.Contains(t, *problems[0].LastError, "SMTP")
+	var next time.Time
+	require.NoError(t, s.db.QueryRow(context.Background(), `select next_attempt_at from kiotviet_alert_deliveries`).Scan(&next))
+	assert.True(t, next.After(time.Now().Add(10*time.Second)), "the retry waits its backoff")
+}
+
+// `kvsync alerts test` (Notifier.Test): every channel gets a test message; a broken one says why, with
+// no secret in the reason.
+func TestTestMessageSaysWhichChannelFailed(t *testing.T) {
+	s := newShop(t)
+	ch := allChannels(t)
+	tgSrv, tg := fakeTelegram(t, botToken, "-1001234")
+	chs := ch.list()
+	chs[2] = &alert.Telegram{APIURL: tgSrv.URL, Token: botToken, ChatID: "-999"} // wrong chat
+	n := &alert.Notifier{Store: s.store, Channels: chs}
+	res, err := n.Test(context.Background())
+	require.NoError(t, err)
+	require.Len(t, res, 3)
+	byName := map[string]error{}
+	for _, r := range res {
+		byName[r.Channel] = r.Err
+	}
+	assert.NoError(t, byName["webhook"])
+	assert.NoError(t, byName["email"])
+	require.Error(t, byName["telegram"])
+	assert.Contains(t, byName["telegram"].Error(), "chat not found")
+	assert.NotContains(t, byName["telegram"].Error(), botToken)
+	assert.Empty(t, tg.all())
+	mails := ch.smtp.mails(t)
+	require.Len(t, mails, 1)
+	assert.Contains(t, mails[0].Text, "tin nhắn thử")
+	assert.Len(t, ch.hook.all(), 1)
+
+	_, err = (&alert.Notifier{Store: s.store}).Test(context.Background())
+	assert.ErrorContains(t, err, "KIOTVIET_ALERT_SMTP_URL")
+}
