@@ -16,6 +16,7 @@ import (
 	"github.com/kvsync/kvsync/internal/config"
 	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/kiotviet"
+	"github.com/kvsync/kvsync/internal/metrics"
 	"github.com/kvsync/kvsync/internal/redact"
 	"github.com/kvsync/kvsync/internal/secret"
 	"github.com/kvsync/kvsync/internal/store"
@@ -32,6 +33,7 @@ type app struct {
 	kiotviet kiotviet.Config
 	engine   *syncer.Engine
 	alerts   *alert.Notifier
+	metrics  *metrics.Metrics
 	worker   string
 }
 
@@ -51,7 +53,7 @@ func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	a := &app{cfg: cfg, log: newLogger(e, cfg, cfg.LogLevel), worker: workerName()}
+	a := &app{cfg: cfg, log: newLogger(e, cfg, cfg.LogLevel), worker: workerName(), metrics: metrics.New("")}
 	switch {
 	case cfg.DatabaseURL.IsSet():
 		pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL.Reveal())
@@ -78,21 +80,25 @@ func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
 			a.pool.Close()
 			return nil, fmt.Errorf("connect to the database (%s): %w; is it running? (make db-up)", cfg.DatabaseURLVar, err)
 		}
-		a.store = store.New(store.PG{Pool: a.pool})
+		a.store = store.New(a.metrics.Caller(store.PG{Pool: a.pool}))
 	default:
 		pr, err := store.NewPostgREST(cfg.SupabaseURL, cfg.ServiceKey().Reveal(), nil)
 		if err != nil {
 			return nil, err
 		}
-		a.store = store.New(pr)
+		a.store = store.New(a.metrics.Caller(pr))
 	}
+	a.metrics.Database(a.store)
+	hc := kiotviet.NewHTTPClient()
+	hc.Transport = a.metrics.Transport(hc.Transport)
 	a.kiotviet = kiotviet.Config{TokenURL: cfg.TokenURL, APIURL: cfg.APIURL, RateLimitPerHour: cfg.RateLimitPerHour,
-		HTTPClient: kiotviet.NewHTTPClient(), Logger: a.log}
+		HTTPClient: hc, Logger: a.log, OnRetry: a.metrics.Retried}
 	a.alerts, err = alert.FromConfig(cfg.Alerts, a.store, a.log)
 	if err != nil {
 		a.close()
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
+	a.alerts.OnDelivery = a.metrics.Delivered
 	if !needKeys {
 		return a, nil
 	}
@@ -119,7 +125,7 @@ func (a *app) close() {
 }
 
 // dispatcher builds the dispatcher: in-process syncs, or fan-out when KIOTVIET_SYNC_URL is set.
-func (a *app) dispatcher(metrics *dispatch.Metrics) *dispatch.Dispatcher {
+func (a *app) dispatcher() *dispatch.Dispatcher {
 	var runner dispatch.Runner = a.engine
 	if a.cfg.SyncURL != "" {
 		secretForFanout := a.cfg.CronSecret.Reveal()
@@ -129,7 +135,7 @@ func (a *app) dispatcher(metrics *dispatch.Metrics) *dispatch.Dispatcher {
 		runner = dispatch.FanOut{URL: a.cfg.SyncURL, Secret: secretForFanout}
 	}
 	return dispatch.New(dispatch.Config{Store: a.store, Runner: runner, Worker: a.worker,
-		Concurrency: a.cfg.Concurrency, Lease: time.Duration(a.cfg.LeaseSeconds) * time.Second, Alerts: a.alerts, Metrics: metrics, Logger: a.log})
+		Concurrency: a.cfg.Concurrency, Lease: time.Duration(a.cfg.LeaseSeconds) * time.Second, Alerts: a.alerts, Metrics: a.metrics, Logger: a.log})
 }
 
 func (a *app) authenticator() (*auth.Authenticator, error) {

@@ -31,7 +31,7 @@ one line per run. Exits non-zero when a run failed. Nothing due? See 'kvsync sta
 		return err
 	}
 	defer a.close()
-	d := a.dispatcher(nil)
+	d := a.dispatcher()
 
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	tick, err := d.Tick(tctx, *limit)

@@ -16,6 +16,7 @@ import (
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/httpx"
+	"github.com/kvsync/kvsync/internal/metrics"
 	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/internal/webhook"
 )
@@ -45,8 +46,7 @@ func cmdServe(ctx context.Context, e env) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	metrics := dispatch.NewMetrics()
-	d := a.dispatcher(metrics)
+	d := a.dispatcher()
 	// every replica applies stored webhook events; they share the queue through the database
 	applier := webhook.NewApplier(webhook.Config{Store: a.store, Fetch: a.engine, Worker: a.worker, Logger: a.log,
 		Lease: time.Duration(a.cfg.LeaseSeconds) * time.Second})
@@ -54,12 +54,12 @@ func cmdServe(ctx context.Context, e env) error {
 	applierDone := make(chan struct{})
 	go func() { applier.Run(actx); close(applierDone) }()
 	defer func() { stopApplier(); <-applierDone }()
-	handler := newServer(serverDeps{app: a, auth: authn, dispatcher: d, metrics: metrics, webhookStored: applier.Wake})
+	handler := newServer(serverDeps{app: a, auth: authn, dispatcher: d, webhookStored: applier.Wake})
 
 	// Alerts: scanned and delivered in the background, kicked when runs end; never in a sync's way.
-	actx, acancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer acancel()
-	go a.alerts.Run(actx)
+	alertCtx, stopAlerts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAlerts()
+	go a.alerts.Run(alertCtx)
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -93,7 +93,6 @@ type serverDeps struct {
 	app        *app
 	auth       *auth.Authenticator
 	dispatcher *dispatch.Dispatcher
-	metrics    *dispatch.Metrics
 	// webhookStored wakes this replica's webhook applier when an event was stored (nil: none runs here)
 	webhookStored func()
 }
@@ -124,10 +123,8 @@ func newServer(d serverDeps) http.Handler {
 		}
 		httpx.JSON(w, status, body)
 	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		_, _ = d.metrics.WriteTo(w)
-	})
+	mux.Handle("GET /metrics", a.metrics.Handler(metrics.Auth{Token: a.cfg.Metrics.Token.Reveal(),
+		User: a.cfg.Metrics.User, Password: a.cfg.Metrics.Password.Reveal()}, log))
 	return httpx.CORS(a.cfg.CORSOrigins, logRequests(log, mux))
 }
 

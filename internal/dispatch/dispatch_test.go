@@ -308,24 +308,3 @@ func TestFanOutRunsClaimedRunOnAnotherReplica(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, diffs)
 }
-
-// /metrics counts what the dispatcher did, in Prometheus's text format.
-func TestMetricsCountRuns(t *testing.T) {
-	b := setup(t, 20)
-	m := dispatch.NewMetrics()
-	done := make(chan dispatch.RunResult, 1)
-	d := dispatch.New(dispatch.Config{Store: b.store, Runner: b.engine, Metrics: m,
-		OnRunDone: func(r dispatch.RunResult) { done <- r }})
-	b.schedule(t, b.credID, "categories")
-	_, err := d.Tick(context.Background(), 1)
-	require.NoError(t, err)
-	<-done
-	var out strings.Builder
-	_, err = m.WriteTo(&out)
-	require.NoError(t, err)
-	text := out.String()
-	assert.Contains(t, text, `kvsync_runs_total{status="success"} 1`)
-	assert.Contains(t, text, "kvsync_claimed_total 1")
-	assert.Contains(t, text, "kvsync_claim_seconds_count 1")
-	assert.Regexp(t, `kvsync_api_calls_total [1-9]`, text)
-}

@@ -31,12 +31,25 @@ type Config struct {
 	Concurrency int           // syncs at once in this process; default 4
 	Lease       time.Duration // of a claimed run until its first heartbeat; default syncer.DefaultLease
 	Alerts      Alerts        // optional: told when runs end (internal/alert.Notifier)
-	Metrics     *Metrics      // default: fresh counters
+	Metrics     Observer      // optional: claims and runs, for /metrics (internal/metrics)
 	Logger      *slog.Logger
 
 	// OnRunDone, when set, is called after each claimed run ended: a test signal.
 	OnRunDone func(RunResult)
 }
+
+// Observer is told what the dispatcher did, for /metrics (internal/metrics.Metrics).
+type Observer interface {
+	Claimed(took time.Duration, n int)
+	RunStarted()
+	RunEnded(syncType string, res syncer.Result, took time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Claimed(time.Duration, int)                    {}
+func (nopObserver) RunStarted()                                   {}
+func (nopObserver) RunEnded(string, syncer.Result, time.Duration) {}
 
 // Alerts is told, without waiting, that runs ended or were rescued, so it looks for changes of state
 // (internal/alert.Notifier). It must never block.
@@ -79,7 +92,7 @@ func New(cfg Config) *Dispatcher {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics()
+		cfg.Metrics = nopObserver{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Dispatcher{cfg: cfg, slots: make(chan struct{}, cfg.Concurrency), runCtx: ctx, cancelRun: cancel}
@@ -153,7 +166,7 @@ acquire:
 	}
 	start := time.Now()
 	claims, err := d.cfg.Store.ClaimDue(ctx, d.cfg.Worker, free, d.cfg.Lease)
-	d.cfg.Metrics.observeClaim(time.Since(start), len(claims))
+	d.cfg.Metrics.Claimed(time.Since(start), len(claims))
 	for i := len(claims); i < free; i++ {
 		<-d.slots
 	}
@@ -173,10 +186,10 @@ func (d *Dispatcher) run(c store.Claim, results chan<- RunResult) {
 	defer d.wg.Done()
 	defer func() { <-d.slots }()
 	log := d.cfg.Logger.With("run", c.RunID, "credential", c.CredentialID, "sync_type", c.SyncType)
-	d.cfg.Metrics.inflight.Add(1)
+	d.cfg.Metrics.RunStarted()
+	started := time.Now()
 	res, err := d.cfg.Runner.Run(d.runCtx, syncer.Request{RunID: c.RunID, CredentialID: c.CredentialID,
 		SyncType: c.SyncType, Trigger: "cron"})
-	d.cfg.Metrics.inflight.Add(-1)
 	if err != nil && !errors.Is(err, syncer.ErrLeaseLost) {
 		log.Error("run could not be carried out", "err", err)
 		// Whatever happened, the run's row must not stay 'running' until its lease expires.
@@ -189,7 +202,7 @@ func (d *Dispatcher) run(c store.Claim, results chan<- RunResult) {
 	if res.Status == "" && err != nil {
 		res.Status = "failed"
 	}
-	d.cfg.Metrics.observeRun(res)
+	d.cfg.Metrics.RunEnded(c.SyncType, res, time.Since(started))
 	d.notify()
 	rr := RunResult{Claim: c, Result: res, Err: err}
 	results <- rr

@@ -96,6 +96,9 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, decode func
 			c.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "kiotviet retry",
 				slog.String("endpoint", path), slog.Int("attempt", attempt),
 				slog.Duration("wait", wait), slog.String("error", lastErr.Error()))
+			if c.cfg.OnRetry != nil {
+				c.cfg.OnRetry(path)
+			}
 			if err := c.cfg.Sleep(ctx, wait); err != nil {
 				return fmt.Errorf("kiotviet: GET %s: %w (after: %w)", path, err, lastErr)
 			}

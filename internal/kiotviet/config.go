@@ -84,6 +84,8 @@ type Config struct {
 	// Jitter maps a backoff delay to the delay actually waited; default a
 	// uniform pick in [d/2, d]. Tests inject the identity.
 	Jitter func(d time.Duration) time.Duration
+	// OnRetry, when set, is called with the endpoint's path before each retry (for metrics).
+	OnRetry func(path string)
 	// Logger receives retry and token events; default discards.
 	Logger *slog.Logger
 }
