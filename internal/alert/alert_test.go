@@ -294,3 +294,35 @@ func TestTestMessageSaysWhichChannelFailed(t *testing.T) {
 	_, err = (&alert.Notifier{Store: s.store}).Test(context.Background())
 	assert.ErrorContains(t, err, "KIOTVIET_ALERT_SMTP_URL")
 }
+
+// A credential KiotViet refuses for good pauses its schedules (the engine's rule): one "paused" message per
+// channel, nothing more while it stays paused, and one when it is resumed.
+func TestPausedOneMessageEach(t *testing.T) {
+	s := newShopWithSecret(t, "a-secret-kiotviet-refuses-0123")
+	ch := allChannels(t)
+	n := &alert.Notifier{Store: s.store, Channels: ch.list()}
+	r := s.replica("r1", n)
+	sched := s.schedule(t, "categories")
+	ctx := context.Background()
+
+	require.Equal(t, "failed", s.runOnce(t, r, sched))
+	var reason *string
+	require.NoError(t, s.db.QueryRow(ctx, `select paused_reason from kiotviet_sync_schedules where id = $1`, sched).Scan(&reason))
+	require.NotNil(t, reason, "the engine paused the schedule")
+	n.Flush(ctx)
+	n.Flush(ctx)
+	h, m, tg := ch.counts(t)
+	assert.Equal(t, []int{1, 1, 1}, []int{h, m, tg}, "one paused alert per channel")
+	mails := ch.smtp.mails(t)
+	assert.Contains(t, mails[0].Subject, "tạm dừng")
+	assert.Contains(t, mails[0].Text, "KiotViet từ chối thông tin kết nối")
+	assert.Contains(t, mails[0].Text, "kvsync schedule resume")
+	assert.NotContains(t, mails[0].Raw, s.secret)
+
+	_, err := s.store.ResumeSchedules(ctx, s.credID, "")
+	require.NoError(t, err)
+	n.Flush(ctx)
+	h, m, tg = ch.counts(t)
+	assert.Equal(t, []int{2, 2, 2}, []int{h, m, tg}, "one message when it is resumed")
+	assert.Contains(t, ch.tg.all()[1], "bật lại")
+}

@@ -236,7 +236,11 @@ type shop struct {
 	secret string
 }
 
-func newShop(t *testing.T) *shop {
+func newShop(t *testing.T) *shop { return newShopWithSecret(t, "") }
+
+// newShopWithSecret stores the credential with this client secret instead of the fake's own ("" = the
+// right one), so KiotViet refuses it.
+func newShopWithSecret(t *testing.T, clientSecret string) *shop {
 	t.Helper()
 	s := &shop{db: testdb.Exclusive(t)}
 	s.store = store.New(store.PG{Pool: s.db})
@@ -250,6 +254,9 @@ func newShop(t *testing.T) *shop {
 			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }}})
 	require.NoError(t, err)
 	creds := s.fake.Credentials()
+	if clientSecret != "" {
+		creds.ClientSecret = clientSecret
+	}
 	s.secret = creds.ClientSecret
 	s.credID, err = synctest.SaveCredential(context.Background(), s.store, keys, creds)
 	require.NoError(t, err)

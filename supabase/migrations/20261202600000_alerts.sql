@@ -149,7 +149,7 @@ $$;
 -- level-triggered, so calling it twice raises nothing new.
 --   failing      a schedule with at least p_failures consecutive failed (or partial) runs
 --   paused       a schedule kiotviet_alert_is_paused says is paused
---   recovered    a failing or paused schedule that is neither any more
+--   recovered    a failing schedule that is not any more, or a paused one that was resumed
 --   running_long a scheduled run going for longer than p_long_factor × the schedule's median duration
 --                over 30 days (kiotviet_run_stats), and at least p_long_min_seconds
 --   stale        an active credential's stream with no successful sync for p_stale_seconds
@@ -177,16 +177,23 @@ begin
   for r in
     select s.id, s.credential_id, c.retailer_name, s.sync_type, s.consecutive_failures, s.last_error,
            s.last_status, s.next_run_at, s.last_success_at, public.kiotviet_alert_is_paused(s) as paused,
-           s.paused_reason, s.paused_at,
+           s.paused_reason, s.paused_at, a.state as cur_state, a.since as cur_since,
            (select min(l.started_at) from public.kiotviet_sync_logs l
              where l.schedule_id = s.id and l.status in ('failed', 'partial')
-               and l.started_at > coalesce(s.last_success_at, '-infinity'::timestamptz)) as failing_since
+               and l.started_at > coalesce(s.last_success_at, '-infinity'::timestamptz)) as failing_since,
+           (select max(l.completed_at) from public.kiotviet_sync_logs l
+             where l.schedule_id = s.id and l.status in ('failed', 'partial')) as last_failed_at
       from public.kiotviet_sync_schedules s
       join public.kiotviet_credentials c on c.id = s.credential_id
+      left join public.kiotviet_alert_state a on a.subject = 'schedule:' || s.id
      order by s.id
   loop
+    -- A resumed schedule is ok until it fails again: its failures from before the pause still count
+    -- towards the limit, but only a failure after the resume makes it failing again.
     st := case when r.paused then 'paused'
-               when r.consecutive_failures >= p_failures then 'failing'
+               when r.cur_state = 'paused' then 'ok'
+               when r.consecutive_failures >= p_failures
+                    and (r.cur_state is distinct from 'ok' or r.last_failed_at > r.cur_since) then 'failing'
                else 'ok' end;
     ev := public.kiotviet_alert_move('schedule:' || r.id, st, st, r.credential_id, r.id,
             jsonb_strip_nulls(jsonb_build_object('retailer_name', r.retailer_name, 'sync_type', r.sync_type,
