@@ -88,7 +88,7 @@ func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
 		}
 		a.store = store.New(a.metrics.Caller(pr))
 	}
-	a.metrics.Database(a.store)
+	a.metrics.Database(a.store, cfg.RateLimitPerHour)
 	hc := kiotviet.NewHTTPClient()
 	hc.Transport = a.metrics.Transport(hc.Transport)
 	a.kiotviet = kiotviet.Config{TokenURL: cfg.TokenURL, APIURL: cfg.APIURL, RateLimitPerHour: cfg.RateLimitPerHour,

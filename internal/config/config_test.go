@@ -412,12 +412,17 @@ func TestSecretValuesCoverEverySecret(t *testing.T) {
 	second := "sb_secret_Second0123456789abcdefghijkl"
 	c, err := Load(env(with(minimal(), "KIOTVIET_CRON_SECRET", cronSecret, "SUPABASE_JWT_SECRET", jwtSecret,
 		"SUPABASE_SECRET_KEY", sbSecret+","+second, "KIOTVIET_ENCRYPTION_KEYS", "k1:"+encKey,
-		"KIOTVIET_ALERT_WEBHOOK_URL", webhookURL)))
+		"KIOTVIET_ALERT_WEBHOOK_URL", webhookURL,
+		"KIOTVIET_ALERT_SMTP_URL", "smtps://alerts:smtp-pass-0123456@smtp.example.com:465",
+		"KIOTVIET_ALERT_SMTP_FROM", "kvsync@example.com", "KIOTVIET_ALERT_SMTP_TO", "ops@example.com",
+		"KIOTVIET_ALERT_TELEGRAM_BOT_TOKEN", "123456:bot-token-abcdefghij", "KIOTVIET_ALERT_TELEGRAM_CHAT_ID", "-100",
+		"KVSYNC_METRICS_TOKEN", "metrics-token-0123456789")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := c.SecretValues()
-	for _, want := range []string{dbURL, "db-pass-7f3a9c", cronSecret, jwtSecret, sbSecret, second, encKey, webhookURL} {
+	for _, want := range []string{dbURL, "db-pass-7f3a9c", cronSecret, jwtSecret, sbSecret, second, encKey, webhookURL,
+		"smtp-pass-0123456", "123456:bot-token-abcdefghij", "bot-token-abcdefghij", "metrics-token-0123456789"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("SecretValues lacks %q", want)
 		}

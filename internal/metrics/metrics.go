@@ -86,9 +86,11 @@ func New(version string) *Metrics {
 	return m
 }
 
-// Database adds the gauges read from the database at each scrape (freshness, failures in a row), so every
-// replica reports the same.
-func (m *Metrics) Database(st *store.Store) { m.reg.MustRegister(&dbCollector{st: st}) }
+// Database adds the gauges read from the database at each scrape (freshness, failures in a row, the API
+// budget left of limitPerHour calls per credential), so every replica reports the same.
+func (m *Metrics) Database(st *store.Store, limitPerHour int) {
+	m.reg.MustRegister(&dbCollector{st: st, limit: limitPerHour})
+}
 
 func buildInfo(version string) prometheus.Collector {
 	revision := "unknown"
@@ -274,15 +276,25 @@ var (
 	failuresDesc = prometheus.NewDesc("kvsync_schedule_consecutive_failures",
 		"Failed runs in a row of each enabled schedule, from the database (0 = healthy).",
 		[]string{"credential_id", "retailer", "sync_type"}, nil)
+	budgetDesc = prometheus.NewDesc("kvsync_kiotviet_api_budget_remaining",
+		"KiotViet API calls left in each active credential's shared budget for the sliding hour, from the database.",
+		[]string{"credential_id", "retailer"}, nil)
+	budgetLimitDesc = prometheus.NewDesc("kvsync_kiotviet_api_budget_limit",
+		"The hourly KiotViet API budget per credential (KIOTVIET_RATE_LIMIT_PER_HOUR).", nil, nil)
 	dbUpDesc = prometheus.NewDesc("kvsync_database_up",
 		"1 when this scrape could read the database gauges, else 0.", nil, nil)
 )
 
-type dbCollector struct{ st *store.Store }
+type dbCollector struct {
+	st    *store.Store
+	limit int
+}
 
 func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- lastSuccessDesc
 	ch <- failuresDesc
+	ch <- budgetDesc
+	ch <- budgetLimitDesc
 	ch <- dbUpDesc
 }
 
@@ -315,6 +327,17 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(failuresDesc, prometheus.GaugeValue, float64(s.ConsecutiveFailures),
 			s.CredentialID, retailer, s.SyncType)
+	}
+	if c.limit > 0 {
+		used, err := c.st.APIBudgetUsed(ctx)
+		if err != nil {
+			up = 0
+		}
+		for _, u := range used {
+			ch <- prometheus.MustNewConstMetric(budgetDesc, prometheus.GaugeValue, float64(max(int64(c.limit)-u.UsedLastHour, 0)),
+				u.CredentialID, u.RetailerName)
+		}
+		ch <- prometheus.MustNewConstMetric(budgetLimitDesc, prometheus.GaugeValue, float64(c.limit))
 	}
 	ch <- prometheus.MustNewConstMetric(dbUpDesc, prometheus.GaugeValue, up)
 }

@@ -75,7 +75,7 @@ func TestScrapeDuringAndAfterRuns(t *testing.T) {
 	ctx := context.Background()
 	m := metrics.New("test")
 	st := store.New(m.Caller(store.PG{Pool: db}))
-	m.Database(st)
+	m.Database(st, 5000)
 	fake := kiotvietfake.New(kiotvietfake.Options{Products: 30, Branches: 1, Categories: 4, Seed: 21, RateLimitPerHour: -1})
 	fsrv := httptest.NewServer(fake.Handler())
 	t.Cleanup(fsrv.Close)
@@ -180,9 +180,19 @@ func TestScrapeDuringAndAfterRuns(t *testing.T) {
 	require.Len(t, fails, 1)
 	assert.Equal(t, 1.0, fails[0].GetGauge().GetValue(), "the failed run counts")
 
+	// the API budget left: the hourly limit less what the shared budget granted in the last hour
+	var granted float64
+	require.NoError(t, db.QueryRow(ctx, `select coalesce(sum(n), 0) from kiotviet_api_grants
+		where credential_id = $1 and granted_at > now() - interval '1 hour'`, credID).Scan(&granted))
+	require.Positive(t, granted)
+	left := find(fams, "kvsync_kiotviet_api_budget_remaining", map[string]string{"credential_id": credID})
+	require.Len(t, left, 1)
+	assert.Equal(t, 5000-granted, left[0].GetGauge().GetValue())
+	assert.Equal(t, 5000.0, fams["kvsync_kiotviet_api_budget_limit"].GetMetric()[0].GetGauge().GetValue())
+
 	// a second registry over the same database (another replica) reports the same freshness
 	other := metrics.New("test")
-	other.Database(store.New(store.PG{Pool: db}))
+	other.Database(store.New(store.PG{Pool: db}), 5000)
 	osrv := httptest.NewServer(other.Handler(metrics.Auth{}, nil))
 	t.Cleanup(osrv.Close)
 	ofams := scrape(t, osrv.URL, nil)

@@ -102,3 +102,17 @@ func (s *Store) Freshness(ctx context.Context) ([]Freshness, error) {
 	err := s.call(ctx, "kiotviet_freshness", &out, true)
 	return out, err
 }
+
+// BudgetUsed is how many calls of a credential's shared KiotViet API budget the last hour used.
+type BudgetUsed struct {
+	CredentialID string `json:"credential_id"`
+	RetailerName string `json:"retailer_name"`
+	UsedLastHour int64  `json:"used_last_hour"`
+}
+
+// APIBudgetUsed reads every active credential's use of its budget (kiotviet_api_budget_used).
+func (s *Store) APIBudgetUsed(ctx context.Context) ([]BudgetUsed, error) {
+	var out []BudgetUsed
+	err := s.call(ctx, "kiotviet_api_budget_used", &out, true)
+	return out, err
+}
