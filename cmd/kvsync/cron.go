@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kvsync/kvsync/internal/config"
+	"github.com/kvsync/kvsync/internal/redact"
 )
 
 const cronUsage = `
@@ -100,12 +101,17 @@ func checkDispatcherURL(raw string) error {
 	if raw == "" {
 		return errors.New("required: where the database reaches kvsync's dispatcher, e.g. https://kvsync.example.com" + dispatcherPath)
 	}
+	// the URL is quoted redacted: one that carries a token or a password would otherwise reach a terminal
+	// or a CI log
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http(s) URL", raw)
+	if err != nil {
+		return errors.New("not a URL: want an http(s) URL such as https://kvsync.example.com" + dispatcherPath)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", redact.URL(raw))
 	}
 	if !strings.HasSuffix(u.Path, dispatcherPath) {
-		return fmt.Errorf("%q does not end with %s, the dispatcher's route", raw, dispatcherPath)
+		return fmt.Errorf("%q does not end with %s, the dispatcher's route", redact.URL(raw), dispatcherPath)
 	}
 	return nil
 }
@@ -159,7 +165,7 @@ func cronInstall(ctx context.Context, e env, pool *pgxpool.Pool, dispatcherURL, 
 	if err != nil {
 		return fmt.Errorf("cron install: %w", err)
 	}
-	fmt.Fprintf(e.stdout, "Vault: %s = %s\n", vaultURLName, dispatcherURL)
+	fmt.Fprintf(e.stdout, "Vault: %s = %s\n", vaultURLName, redact.URL(dispatcherURL))
 	if cronSecret != "" {
 		fmt.Fprintf(e.stdout, "Vault: %s = the value of KIOTVIET_CRON_SECRET\n", vaultSecretName)
 	} else {

@@ -46,3 +46,37 @@ func TestInstallIsOneIdempotentCommand(t *testing.T) {
 	_, _, err = b.cli(t, "", "install", "--url", url)
 	require.ErrorContains(t, err, "KIOTVIET_CRON_SECRET is not set")
 }
+
+// A dispatcher URL may carry a secret (a gateway's token in its query, a password in its userinfo): the
+// Vault keeps it whole, since pg_net must send it, but neither cron install's output nor the error for a
+// wrong URL shows it.
+func TestCronInstallNeverPrintsTheURLsSecrets(t *testing.T) {
+	b := cliSetup(t)
+	cronState(t, b.db)
+	ctx := context.Background()
+	const token, password = "GaTeWaYtOkEn0123456789abcdef", "dispatcher-password-0123456789"
+	url := "https://kvsync:" + password + "@kvsync.example.com/functions/v1/kiotviet-schedule-sync?token=" + token
+
+	out := b.ok(t, "", "cron", "install", "--url", url)
+	assert.Contains(t, out, "Vault: kiotviet_dispatcher_url = https://REDACTED@kvsync.example.com/functions/v1/kiotviet-schedule-sync?token=REDACTED")
+	assert.NotContains(t, out, token)
+	assert.NotContains(t, out, password)
+	var stored string
+	require.NoError(t, b.db.QueryRow(ctx, `select decrypted_secret from vault.decrypted_secrets where name = 'kiotviet_dispatcher_url'`).Scan(&stored))
+	assert.Equal(t, url, stored, "the Vault keeps the URL whole: pg_net sends it")
+
+	for _, bad := range []string{
+		"https://kvsync:" + password + "@kvsync.example.com/elsewhere?token=" + token, // wrong route
+		"ftp://kvsync:" + password + "@kvsync.example.com/x?token=" + token,           // not http(s)
+		"https://kvsync:" + password + "@kvsync.example.com:bad/?token=" + token,      // does not parse
+	} {
+		for _, cmd := range [][]string{{"cron", "install", "--url", bad}, {"install", "--url", bad}} {
+			stdout, stderr, err := b.cli(t, "", cmd...)
+			require.Error(t, err, "%v", cmd)
+			for _, text := range []string{err.Error(), stdout, stderr} {
+				assert.NotContains(t, text, token, "%v", cmd)
+				assert.NotContains(t, text, password, "%v", cmd)
+			}
+		}
+	}
+}
