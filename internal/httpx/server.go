@@ -2,6 +2,8 @@ package httpx
 
 import (
 	"cmp"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -49,7 +51,7 @@ func NewServer(h http.Handler, l Limits) *http.Server {
 	l = l.withDefaults()
 	cc := &connCap{max: l.MaxConns, conns: map[net.Conn]*connEntry{}}
 	return &http.Server{
-		Handler:           h,
+		Handler:           unreadBodyGuard(h),
 		ReadHeaderTimeout: l.ReadHeader,
 		ReadTimeout:       l.Read,
 		WriteTimeout:      l.Write,
@@ -130,3 +132,67 @@ func (c *connCap) evictable(except net.Conn) net.Conn {
 	}
 	return best
 }
+
+// unreadBodyGuard makes every reply that begins before the request's body was read to its end (/healthz,
+// /metrics, a 404 or 405, a refusal) close the connection without waiting for that body. net/http would
+// otherwise read the unread body before writing the reply: a client that announces a body and never
+// sends it would hold the reply, and its connection, active rather than idle, would be one the cap cannot
+// close to make room, for the whole body deadline. WriteError does the same for refusals; this covers
+// every route, the mux's own replies included.
+func unreadBodyGuard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+			h.ServeHTTP(w, r)
+			return
+		}
+		body := &watchedBody{ReadCloser: r.Body}
+		r.Body = body
+		h.ServeHTTP(&guardedWriter{ResponseWriter: w, body: body}, r)
+	})
+}
+
+// watchedBody notes when its reader reached the end.
+type watchedBody struct {
+	io.ReadCloser
+	done bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.done = true
+	}
+	return n, err
+}
+
+// guardedWriter closes after the reply when it begins with the body unread. Unwrap keeps
+// http.ResponseController (LongReply, deadlines, Flush) working through it.
+type guardedWriter struct {
+	http.ResponseWriter
+	body    *watchedBody
+	checked bool
+}
+
+func (g *guardedWriter) check() {
+	if g.checked {
+		return
+	}
+	g.checked = true
+	if !g.body.done {
+		g.Header().Set("Connection", "close")
+		// and no reading of it after the reply either: a deadline of now ends that read at once
+		_ = http.NewResponseController(g.ResponseWriter).SetReadDeadline(time.Now())
+	}
+}
+
+func (g *guardedWriter) WriteHeader(code int) {
+	g.check()
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *guardedWriter) Write(p []byte) (int, error) {
+	g.check()
+	return g.ResponseWriter.Write(p)
+}
+
+func (g *guardedWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }

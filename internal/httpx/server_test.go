@@ -172,3 +172,31 @@ func TestConnectionCapKeepsHealthzAnswering(t *testing.T) {
 	assert.LessOrEqual(t, open, max, "never more than the cap open")
 	assert.Greater(t, open, 0)
 }
+
+// Any route that answers without reading a body it was announced (/healthz, a 404 or 405 of the mux)
+// answers at once and closes, as a refusal does: net/http would otherwise read the body before writing
+// the reply, and such a connection, active rather than idle, is one the cap cannot close to make room.
+func TestUnreadBodyNeverHoldsAReply(t *testing.T) {
+	// A body deadline far beyond the test's wait: only a reply that does not wait for the body can arrive.
+	addr := serveBounded(t, httpx.Limits{Read: time.Hour}, nil)
+	for _, req := range []string{
+		"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n",
+		"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n",
+		"PUT /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n",
+		"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+	} {
+		c := dial(t, addr)
+		_, err := fmt.Fprint(c, req)
+		require.NoError(t, err)
+		resp := readReply(t, c, 5*time.Second)
+		assert.True(t, resp.Close, "%q: the connection is closed after the reply", req)
+		waitClosed(t, c, 5*time.Second)
+	}
+	// a body that was read keeps its connection
+	c := dial(t, addr)
+	_, err := fmt.Fprintf(c, "POST /decode HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+	require.NoError(t, err)
+	resp := readReply(t, c, 5*time.Second)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.False(t, resp.Close, "a request whose body was read keeps its keep-alive connection")
+}
