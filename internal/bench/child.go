@@ -121,10 +121,10 @@ func credentials(spec Spec) kiotviet.Credentials {
 	return kiotviet.Credentials{Retailer: spec.Retailer, ClientID: spec.ClientID, ClientSecret: spec.ClientSecret}
 }
 
-// fullPassOptions are the options of kvsync's full pass over /products; the baseline and the floor read
-// the very same pages.
+// fullPassOptions are the options of kvsync's full pass over /products, every include the ERP shows
+// with them; the baseline and the floor read the very same pages.
 func fullPassOptions() kiotviet.ListOptions {
-	return kiotviet.ListOptions{PageSize: kiotviet.MaxPageSize, IncludeInventory: true, OrderBy: "modifiedDate", OrderDirection: "Asc"}
+	return syncer.ProductIncludes(kiotviet.ListOptions{PageSize: kiotviet.MaxPageSize, OrderBy: "modifiedDate", OrderDirection: "Asc"})
 }
 
 func connect(ctx context.Context, url string, conns int32) (*pgxpool.Pool, error) {

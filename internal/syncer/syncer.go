@@ -586,10 +586,10 @@ func (r *run) categories(ctx context.Context, st *StreamStats) error {
 		})
 }
 
-// productIncludes asks /products for everything the ERP shows: stock per branch with its limits,
+// ProductIncludes asks /products for everything the ERP shows: stock per branch with its limits,
 // price books, serials, lots and expiry dates, shelves and combo components, without the attribute
 // values the shop deleted. Each include makes pages heavier, never adds a request.
-func productIncludes(o kiotviet.ListOptions) kiotviet.ListOptions {
+func ProductIncludes(o kiotviet.ListOptions) kiotviet.ListOptions {
 	o.IncludeInventory = true
 	o.IncludeQuantity = true
 	o.IncludePricebook = true
@@ -604,7 +604,7 @@ func productIncludes(o kiotviet.ListOptions) kiotviet.ListOptions {
 func (r *run) products(ctx context.Context, st *StreamStats) error {
 	return pagedStream(ctx, r, StreamProducts, st, r.e.cfg.Store.ApplyProducts,
 		func(o kiotviet.ListOptions) *kiotviet.Pager[kiotviet.Product] {
-			return r.client.Products(productIncludes(o))
+			return r.client.Products(ProductIncludes(o))
 		},
 		func(items []kiotviet.Product) (any, []time.Time) {
 			rows := make([]productRow, len(items))
