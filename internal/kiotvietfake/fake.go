@@ -109,6 +109,7 @@ type Server struct {
 	codeSeq        int
 	version        uint64
 	rng            *rand.Rand // mutation choices; guarded by mu (write)
+	xrng           *rand.Rand // choices of the include-only arrays' changes; guarded by mu (write)
 	gen            *generator
 
 	viewMu sync.Mutex
@@ -137,6 +138,7 @@ func New(opts Options) *Server {
 		nextProductID:  17_000_000 + int64(seed%1000)*1000,
 		nextCategoryID: 553_000,
 		rng:            rand.New(rand.NewPCG(seed, 0x6d7574)),
+		xrng:           rand.New(rand.NewPCG(seed, 0xa55a7)),
 		views:          map[viewKey][]*Product{},
 		tokens:         map[string]time.Time{},
 		faults:         o.Faults,
@@ -372,16 +374,17 @@ func (s *Server) ChangeProducts(k int) []int64 {
 }
 
 func (s *Server) changeLocked(p *Product, at time.Time) {
-	k := s.rng.IntN(8)
-	if k >= 3 && !s.changeArrayLocked(p, k-3) {
-		k = 0
+	// now and then one of the include-only arrays changes too (drawn apart, so the choices of rng,
+	// and with them the shop a seed gives after changes, stay what they were)
+	if s.xrng.IntN(4) == 0 {
+		s.changeArrayLocked(p, s.xrng.IntN(arrayKinds))
 	}
-	switch k {
+	switch s.rng.IntN(3) {
 	case 0:
 		p.BasePrice = max(1000, p.BasePrice+float64(s.rng.IntN(21)-10)*1000)
 	case 1:
 		p.Description = fmt.Sprintf("%s Cập nhật %d.", strings.SplitN(p.Description, " Cập nhật", 2)[0], s.rng.IntN(1000))
-	case 2:
+	default:
 		p.Weight = float64(50+s.rng.IntN(2000)) / 1000
 	}
 	p.ModifiedDate = at
@@ -410,22 +413,22 @@ func (s *Server) changeArrayLocked(p *Product, kind int) bool {
 			return false
 		}
 		pb := slices.Clone(p.PriceBooks)
-		i := s.rng.IntN(len(pb))
-		pb[i].Price = max(1000, pb[i].Price+float64(s.rng.IntN(11)-5)*1000)
+		i := s.xrng.IntN(len(pb))
+		pb[i].Price = max(1000, pb[i].Price+float64(s.xrng.IntN(11)-5)*1000)
 		p.PriceBooks = pb
 	case ArrayShelves:
 		if len(p.Inventories) == 0 {
 			return false
 		}
 		sh := slices.DeleteFunc(slices.Clone(p.Shelves), func(x Shelf) bool { return x.BranchID == p.Inventories[0].BranchID })
-		sh = append(sh, Shelf{BranchID: p.Inventories[0].BranchID, Shelves: fmt.Sprintf("Kệ %c%d", 'A'+rune(s.rng.IntN(6)), 10+s.rng.IntN(90))})
+		sh = append(sh, Shelf{BranchID: p.Inventories[0].BranchID, Shelves: fmt.Sprintf("Kệ %c%d", 'A'+rune(s.xrng.IntN(6)), 10+s.xrng.IntN(90))})
 		p.Shelves = sh
 	case ArraySerials:
 		if !p.IsLotSerialControl || len(p.Inventories) == 0 {
 			return false
 		}
 		inv := slices.Clone(p.Inventories)
-		p.Serials = append(slices.Clone(p.Serials), Serial{SerialNumber: fmt.Sprintf("IMEI%012d", s.rng.Int64N(1_000_000_000_000)),
+		p.Serials = append(slices.Clone(p.Serials), Serial{SerialNumber: fmt.Sprintf("IMEI%012d", s.xrng.Int64N(1_000_000_000_000)),
 			BranchID: inv[0].BranchID, Status: 1, CreatedDate: s.now()})
 		inv[0].OnHand++
 		p.Inventories = inv
@@ -434,7 +437,7 @@ func (s *Server) changeArrayLocked(p *Product, kind int) bool {
 			return false
 		}
 		b := slices.Clone(p.Batches)
-		b[0].ExpireDate = b[0].ExpireDate.AddDate(0, 1+s.rng.IntN(6), 0)
+		b[0].ExpireDate = b[0].ExpireDate.AddDate(0, 1+s.xrng.IntN(6), 0)
 		p.Batches = b
 	case ArrayComponents:
 		if len(p.Components) == 0 {

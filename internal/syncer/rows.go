@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"time"
@@ -23,41 +24,41 @@ type branchStock struct {
 }
 
 type productRow struct {
-	ID                   int64         `json:"id"`
-	Code                 string        `json:"code"`
-	Name                 string        `json:"name"`
-	Barcode              *string       `json:"barcode"`
-	FullName             *string       `json:"full_name"`
-	Description          *string       `json:"description"`
-	OrderTemplate        *string       `json:"order_template"`
-	CategoryID           *int64        `json:"category_id"`
-	CategoryName         *string       `json:"category_name"`
-	TrademarkID          *int64        `json:"trademark_id"`
-	TrademarkName        *string       `json:"trademark_name"`
-	MasterCode           *string       `json:"master_code"`
-	MasterProductID      *int64        `json:"master_product_id"`
-	MasterUnitID         *int64        `json:"master_unit_id"`
-	BasePrice            float64       `json:"base_price"`
-	Weight               float64       `json:"weight"`
-	MinStock             float64       `json:"min_stock"`
-	MaxStock             float64       `json:"max_stock"`
-	HasVariants          bool          `json:"has_variants"`
-	AllowSale            bool          `json:"allow_sale"`
-	IsActive             bool          `json:"is_active"`
-	ProductType          int           `json:"product_type"`
-	IsRewardPoint        bool          `json:"is_reward_point"`
-	IsLotSerialControl   bool          `json:"is_lot_serial_control"`
-	IsBatchExpireControl bool          `json:"is_batch_expire_control"`
-	InventoryByBranch    []branchStock `json:"inventory_by_branch"`
-	Images               []string      `json:"images"`
-	Attributes           any           `json:"attributes"`
-	Units                []jsonObject  `json:"units"`
-	PriceBooks           []jsonObject  `json:"price_books"`
-	ProductFormulas      []jsonObject  `json:"product_formulas"`
-	ProductSerials       []jsonObject  `json:"product_serials"`
-	ProductBatchExpires  []jsonObject  `json:"product_batch_expires"`
-	ProductShelves       []jsonObject  `json:"product_shelves"`
-	ModifiedDate         *time.Time    `json:"modified_date"`
+	ID                   int64             `json:"id"`
+	Code                 string            `json:"code"`
+	Name                 string            `json:"name"`
+	Barcode              *string           `json:"barcode"`
+	FullName             *string           `json:"full_name"`
+	Description          *string           `json:"description"`
+	OrderTemplate        *string           `json:"order_template"`
+	CategoryID           *int64            `json:"category_id"`
+	CategoryName         *string           `json:"category_name"`
+	TrademarkID          *int64            `json:"trademark_id"`
+	TrademarkName        *string           `json:"trademark_name"`
+	MasterCode           *string           `json:"master_code"`
+	MasterProductID      *int64            `json:"master_product_id"`
+	MasterUnitID         *int64            `json:"master_unit_id"`
+	BasePrice            float64           `json:"base_price"`
+	Weight               float64           `json:"weight"`
+	MinStock             float64           `json:"min_stock"`
+	MaxStock             float64           `json:"max_stock"`
+	HasVariants          bool              `json:"has_variants"`
+	AllowSale            bool              `json:"allow_sale"`
+	IsActive             bool              `json:"is_active"`
+	ProductType          int               `json:"product_type"`
+	IsRewardPoint        bool              `json:"is_reward_point"`
+	IsLotSerialControl   bool              `json:"is_lot_serial_control"`
+	IsBatchExpireControl bool              `json:"is_batch_expire_control"`
+	InventoryByBranch    []branchStock     `json:"inventory_by_branch"`
+	Images               []string          `json:"images"`
+	Attributes           any               `json:"attributes"`
+	Units                []unitOut         `json:"units"`
+	PriceBooks           []json.RawMessage `json:"price_books"`
+	ProductFormulas      []json.RawMessage `json:"product_formulas"`
+	ProductSerials       []json.RawMessage `json:"product_serials"`
+	ProductBatchExpires  []json.RawMessage `json:"product_batch_expires"`
+	ProductShelves       []json.RawMessage `json:"product_shelves"`
+	ModifiedDate         *time.Time        `json:"modified_date"`
 }
 
 // defaultMaxStock is the ERP's column default: "no maximum".
@@ -117,9 +118,6 @@ func productRowOf(p kiotviet.Product) productRow {
 	return row
 }
 
-// jsonObject is one element of a JSON column: KiotViet's keys as sent, plus the ERP's.
-type jsonObject = map[string]any
-
 // erpKey is one key the ERP reads: filled from the first KiotViet field present (names matched in any
 // case); a date is written as an ISO time with its +07:00 offset so the browser's Date parses it right.
 type erpKey struct {
@@ -149,75 +147,127 @@ var (
 		{name: "shelf_name", from: []string{"ProductShelves", "shelfName", "shelves", "name"}}}
 )
 
-// shape reads a KiotViet array (nil when the include was not asked for, or not sent) into objects that
-// keep KiotViet's keys and gain the ERP's. Elements that are not objects are dropped; a key the ERP reads
-// that KiotViet did not send is null, never invented.
-func shape(raw json.RawMessage, keys []erpKey) []jsonObject {
-	out := []jsonObject{}
+// shape reads a KiotViet array (nil when the include was not asked for, or not sent) into elements that
+// keep KiotViet's object as it came and gain the ERP's keys, appended to it (a key KiotViet already
+// sends under the ERP's name is left as it is). Elements that are not objects are dropped; a key the ERP
+// reads that KiotViet did not send is null, never invented. The values are copied as raw JSON, so
+// numbers stay exact and nothing is decoded twice.
+func shape(raw json.RawMessage, keys []erpKey) []json.RawMessage {
+	out := []json.RawMessage{}
 	if len(raw) == 0 {
 		return out
 	}
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) != nil {
-		return out
+	// one pass when every element is an object (KiotViet's arrays), else element by element
+	var objs []map[string]json.RawMessage
+	if json.Unmarshal(raw, &objs) != nil {
+		objs = objs[:0]
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return out
+		}
+		for _, it := range items {
+			var obj map[string]json.RawMessage
+			if it = bytes.TrimSpace(it); len(it) > 0 && it[0] == '{' && json.Unmarshal(it, &obj) == nil {
+				objs = append(objs, obj)
+			}
+		}
 	}
-	for _, it := range items {
-		var obj map[string]any
-		dec := json.NewDecoder(strings.NewReader(string(it)))
-		dec.UseNumber() // prices and ids stay exact
-		if dec.Decode(&obj) != nil || obj == nil {
-			continue
+	for _, obj := range objs {
+		if obj == nil {
+			continue // a null element
+		}
+		var b bytes.Buffer
+		b.Grow(64 * (len(obj) + len(keys)))
+		b.WriteByte('{')
+		sep := false
+		field := func(k []byte, v json.RawMessage) {
+			if sep {
+				b.WriteByte(',')
+			}
+			sep = true
+			b.Write(k)
+			b.WriteByte(':')
+			b.Write(v)
+		}
+		for k, v := range obj {
+			q, _ := json.Marshal(k)
+			field(q, v)
 		}
 		for _, k := range keys {
+			if _, ok := obj[k.name]; ok {
+				continue
+			}
 			v := lookup(obj, k.from)
 			if k.date {
 				v = isoDate(v)
 			}
-			obj[k.name] = v
+			field([]byte(`"`+k.name+`"`), v)
 		}
-		out = append(out, obj)
+		b.WriteByte('}')
+		out = append(out, b.Bytes())
 	}
 	return out
 }
 
-// lookup returns the value of the first of names present (any case) and not null.
-func lookup(obj map[string]any, names []string) any {
+var jsonNull = json.RawMessage("null")
+
+// lookup returns the raw value of the first of names present and not null: exact names first, then in
+// any case (KiotViet mixes ProductShelves and productShelves).
+func lookup(obj map[string]json.RawMessage, names []string) json.RawMessage {
 	for _, n := range names {
-		if v, ok := obj[n]; ok && v != nil {
+		if v, ok := obj[n]; ok && !bytes.Equal(v, jsonNull) {
 			return v
 		}
+	}
+	for _, n := range names {
 		for k, v := range obj {
-			if v != nil && strings.EqualFold(k, n) {
+			if strings.EqualFold(k, n) && !bytes.Equal(v, jsonNull) {
 				return v
 			}
 		}
 	}
-	return nil
+	return jsonNull
 }
 
 // isoDate turns a KiotViet date string into RFC 3339 with its offset; anything else stays as it is.
-func isoDate(v any) any {
-	s, ok := v.(string)
-	if !ok || s == "" {
+func isoDate(v json.RawMessage) json.RawMessage {
+	var s string
+	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil || s == "" {
 		return v
 	}
 	t, err := kiotviet.ParseTime(s)
 	if err != nil {
-		return s
+		return v
 	}
-	return t.In(kiotviet.VietnamZone()).Format(time.RFC3339Nano)
+	out, _ := json.Marshal(t.In(kiotviet.VietnamZone()).Format(time.RFC3339Nano))
+	return out
+}
+
+// unitOut is one selling unit as the units column holds it: KiotViet's keys and the ERP's.
+type unitOut struct {
+	ID              int64   `json:"id"`
+	Code            string  `json:"code"`
+	Name            string  `json:"name"`
+	FullName        string  `json:"fullName"`
+	Unit            string  `json:"unit"`
+	ConversionValue float64 `json:"conversionValue"`
+	BasePrice       float64 `json:"basePrice"`
+	UnitName        string  `json:"unitName"`  // what the ERP's list reads (units[0].unitName)
+	UnitNameSnake   string  `json:"unit_name"` // what its Advanced tab reads
+	IsBaseUnit      bool    `json:"is_base_unit"`
+	ConversionSnake float64 `json:"conversion_value"`
 }
 
 // unitsOf lists a product's selling units as the ERP reads them: the product's own unit first (the
 // list shows units[0].unitName), then the other units KiotViet lists, each with unit_name,
 // is_base_unit and conversion_value next to KiotViet's keys. A product with no unit and no units
 // gets [].
-func unitsOf(p kiotviet.Product) []jsonObject {
-	out := []jsonObject{}
-	unit := func(u kiotviet.ProductUnit, base bool) jsonObject {
-		return jsonObject{"id": u.ID, "code": u.Code, "name": u.Name, "fullName": u.FullName, "unit": u.Unit,
-			"conversionValue": u.ConversionValue, "basePrice": u.BasePrice,
-			"unitName": u.Unit, "unit_name": u.Unit, "is_base_unit": base, "conversion_value": u.ConversionValue}
+func unitsOf(p kiotviet.Product) []unitOut {
+	out := []unitOut{}
+	unit := func(u kiotviet.ProductUnit, base bool) unitOut {
+		return unitOut{ID: u.ID, Code: u.Code, Name: u.Name, FullName: u.FullName, Unit: u.Unit,
+			ConversionValue: u.ConversionValue, BasePrice: u.BasePrice,
+			UnitName: u.Unit, UnitNameSnake: u.Unit, IsBaseUnit: base, ConversionSnake: u.ConversionValue}
 	}
 	if p.Unit == "" && len(p.Units) == 0 {
 		return out
@@ -237,34 +287,23 @@ func unitsOf(p kiotviet.Product) []jsonObject {
 	return out
 }
 
-// shelfByBranch reads productShelves entries ({branchId, ProductShelves|productShelves|shelfName}) into
+// shelfByBranch reads productShelves entries ({branchId, ProductShelves}; names match in any case) into
 // a location per branch; anything unexpected is ignored, never fatal.
 func shelfByBranch(raw json.RawMessage) map[int64]string {
 	if len(raw) == 0 {
 		return nil
 	}
-	var items []map[string]any
+	var items []struct {
+		BranchID int64  `json:"branchId"`
+		Shelves  string `json:"ProductShelves"`
+	}
 	if json.Unmarshal(raw, &items) != nil {
 		return nil
 	}
-	out := map[int64]string{}
+	out := make(map[int64]string, len(items))
 	for _, it := range items {
-		var branch int64
-		var shelf string
-		for k, v := range it {
-			switch strings.ToLower(k) {
-			case "branchid":
-				if f, ok := v.(float64); ok {
-					branch = int64(f)
-				}
-			case "productshelves", "shelfname", "name":
-				if s, ok := v.(string); ok && shelf == "" {
-					shelf = s
-				}
-			}
-		}
-		if branch != 0 && shelf != "" {
-			out[branch] = shelf
+		if it.BranchID != 0 && it.Shelves != "" {
+			out[it.BranchID] = it.Shelves
 		}
 	}
 	return out

@@ -3,7 +3,7 @@
 -- code was renamed with "{DEL}" is removed and never blocks a page; a category marked isDeleted is
 -- removed; the master columns are stored.
 begin;
-select plan(17);
+select plan(20);
 set local client_min_messages = warning;  -- the page functions' "temporary table already exists" notices
 
 delete from public.kiotviet_credentials;
@@ -23,7 +23,11 @@ select public.kiotviet_apply_branches((select id from run), 'c4000000-0000-0000-
 select public.kiotviet_apply_products((select id from run), 'c4000000-0000-0000-0000-000000000001',
   '[{"id": 10, "code": "A", "name": "a", "master_code": "SPC1", "master_product_id": 9,
      "inventory_by_branch": [{"branch_id": 1, "branch_name": "Trung tâm", "on_hand": 5, "reserved": 1, "available": 4},
-                             {"branch_id": 2, "branch_name": "Quận 1", "on_hand": 7, "reserved": 0, "available": 7}]}]',
+                             {"branch_id": 2, "branch_name": "Quận 1", "on_hand": 7, "reserved": 0, "available": 7}],
+     "product_serials": [{"serialNumber": "S1", "branchId": 1, "serial_number": "S1", "branch_id": 1},
+                         {"serialNumber": "S2", "branchId": 2, "serial_number": "S2", "branch_id": 2}],
+     "product_batch_expires": [{"batchName": "L2", "branchId": 2, "batch_code": "L2", "branch_id": 2}],
+     "product_shelves": [{"branchId": 1, "ProductShelves": "A1", "shelf_name": "A1"}, {"branchId": 2, "ProductShelves": "B2", "shelf_name": "B2"}]}]',
   '{}', null);
 select is((select total_on_hand from public.kiotviet_products_full where id = 10), 12::numeric,
           'before: the product holds the stock of both branches');
@@ -42,6 +46,12 @@ select is((select jsonb_path_query_array(inventory_by_branch, '$[*].branch_id') 
           '[1]'::jsonb, 'branches: inventory_by_branch loses the deactivated branch');
 select is((select total_on_hand::text || '/' || total_reserved || '/' || total_available from public.kiotviet_products_full where id = 10),
           '5/1/4', 'branches: the totals follow');
+select is((select jsonb_path_query_array(product_serials, '$[*].serial_number') from public.kiotviet_products_full where id = 10),
+          '["S1"]'::jsonb, 'branches: the deactivated branch''s serials go');
+select is((select product_batch_expires from public.kiotviet_products_full where id = 10), '[]'::jsonb,
+          'branches: ... and its lots');
+select is((select jsonb_path_query_array(product_shelves, '$[*].shelf_name') from public.kiotviet_products_full where id = 10),
+          '["A1"]'::jsonb, 'branches: ... and its shelves');
 select is(public.kiotviet_apply_branches((select id from run), 'c4000000-0000-0000-0000-000000000001',
   '[{"id": 1, "branch_name": "Trung tâm", "is_active": true}]', '{2}'),
   '{"written": 0, "inventory": 0, "deleted": 0}'::jsonb, 'branches: reading the same deactivation again changes nothing');
