@@ -281,6 +281,12 @@ var (
 		[]string{"credential_id", "retailer"}, nil)
 	budgetLimitDesc = prometheus.NewDesc("kvsync_kiotviet_api_budget_limit",
 		"The hourly KiotViet API budget per credential (KIOTVIET_RATE_LIMIT_PER_HOUR).", nil, nil)
+	webhookEventsDesc = prometheus.NewDesc("kvsync_webhook_events",
+		"KiotViet webhook events kept in the database, by credential and state (pending, applying, applied, parked).",
+		[]string{"credential_id", "retailer", "status"}, nil)
+	webhookLastDesc = prometheus.NewDesc("kvsync_webhook_last_received_timestamp_seconds",
+		"When the last KiotViet webhook event of each credential was received (Unix time), from the database.",
+		[]string{"credential_id", "retailer"}, nil)
 	dbUpDesc = prometheus.NewDesc("kvsync_database_up",
 		"1 when this scrape could read the database gauges, else 0.", nil, nil)
 )
@@ -295,6 +301,8 @@ func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- failuresDesc
 	ch <- budgetDesc
 	ch <- budgetLimitDesc
+	ch <- webhookEventsDesc
+	ch <- webhookLastDesc
 	ch <- dbUpDesc
 }
 
@@ -338,6 +346,19 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 				u.CredentialID, u.RetailerName)
 		}
 		ch <- prometheus.MustNewConstMetric(budgetLimitDesc, prometheus.GaugeValue, float64(c.limit))
+	}
+	hooks, err := c.st.WebhookHealth(ctx)
+	if err != nil {
+		up = 0
+	}
+	for _, h := range hooks {
+		for status, n := range map[string]int{"pending": h.Pending, "applying": h.Applying, "applied": h.Applied, "parked": h.Parked} {
+			ch <- prometheus.MustNewConstMetric(webhookEventsDesc, prometheus.GaugeValue, float64(n), h.CredentialID, h.RetailerName, status)
+		}
+		if h.LastReceivedAt != nil {
+			ch <- prometheus.MustNewConstMetric(webhookLastDesc, prometheus.GaugeValue,
+				float64(h.LastReceivedAt.UnixNano())/1e9, h.CredentialID, h.RetailerName)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(dbUpDesc, prometheus.GaugeValue, up)
 }

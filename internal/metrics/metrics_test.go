@@ -190,6 +190,22 @@ func TestScrapeDuringAndAfterRuns(t *testing.T) {
 	assert.Equal(t, 5000-granted, left[0].GetGauge().GetValue())
 	assert.Equal(t, 5000.0, fams["kvsync_kiotviet_api_budget_limit"].GetMetric()[0].GetGauge().GetValue())
 
+	// webhook events, as the database keeps them: two received, one applied
+	_, err = db.Exec(ctx, `insert into kiotviet_webhook_events (credential_id, dedupe_key, body, status, received_at)
+		values ($1, 'a', '{}', 'applied', now() - interval '1 minute'), ($1, 'b', '{}', 'pending', now())`, credID)
+	require.NoError(t, err)
+	var lastHook time.Time
+	require.NoError(t, db.QueryRow(ctx, `select max(received_at) from kiotviet_webhook_events`).Scan(&lastHook))
+	fams = scrape(t, srv.URL, nil)
+	for status, want := range map[string]float64{"applied": 1, "pending": 1, "parked": 0} {
+		g := find(fams, "kvsync_webhook_events", map[string]string{"credential_id": credID, "status": status})
+		require.Len(t, g, 1, status)
+		assert.Equal(t, want, g[0].GetGauge().GetValue(), status)
+	}
+	lh := find(fams, "kvsync_webhook_last_received_timestamp_seconds", map[string]string{"credential_id": credID})
+	require.Len(t, lh, 1)
+	assert.InDelta(t, float64(lastHook.UnixMicro())/1e6, lh[0].GetGauge().GetValue(), 1e-6)
+
 	// a second registry over the same database (another replica) reports the same freshness
 	other := metrics.New("test")
 	other.Database(store.New(store.PG{Pool: db}), 5000)
