@@ -2,8 +2,11 @@
 # make bench: kvsync against the earlier system's algorithm and the API floor (DESIGN.md §8), on a fake
 # KiotViet served from 127.0.0.1 and a PostgreSQL cluster of the benchmark's own (under .local/pg-bench,
 # on a free port or KVSYNC_BENCH_DB_PORT, stopped at the end), since the benchmark empties every
-# kiotviet_* table; BENCH_DATABASE_URL picks another database instead. The report is also written as
-# JSON to bench-<commit>.json, to compare runs across commits. Arguments (or BENCH_ARGS) go to `kvsync-bench`, e.g. --sizes 10000 for a quick look.
+# kiotviet_* table and switches the cluster between the two database profiles (dev, durable: fsync,
+# synchronous_commit, full_page_writes off or on; reset at the end); BENCH_DATABASE_URL picks another
+# database instead (a superuser on a cluster of its own). The report is also written as
+# JSON to bench-<commit>.json, to compare runs across commits. Arguments (or BENCH_ARGS) go to
+# `kvsync-bench`, e.g. --quick for a run of a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -47,6 +47,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	schedules := fs.Int("schedules", 10000, "due schedules in the dispatcher case (0: none)")
 	creds := fs.Int("credentials", 2000, "credentials those schedules belong to")
 	dispatchers := fs.Int("dispatchers", 4, "concurrent dispatchers")
+	runs := fs.Int("runs", 3, "runs of each timed case; the table shows their median")
+	profiles := fs.String("profiles", "dev,durable", "database profiles, comma separated: dev (fsync, synchronous_commit, full_page_writes off) and durable (on, as Supabase runs)")
+	tickShops := fs.Int("tick-shops", 10000, "shops in the dispatcher tick case, one due schedule each (0: none)")
+	quick := fs.Bool("quick", false, "a short run of a few minutes: 2,000 and 10,000 products, 1,000 with latency, 2,000 schedules and shops (flags given explicitly win)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	commit := fs.String("commit", "", "the commit measured, for the report (default: from the binary's build info)")
 	child := fs.Bool("child", false, "internal: run one case described on stdin and print its figures")
@@ -58,11 +62,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.IntVar(&c.Workers, "chaos-workers", 3, "chaos: kvsync serve processes")
 	fs.Int64Var(&c.Seed, "chaos-seed", 0, "chaos: random seed (0: from the clock; printed so a run can be repeated)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kvsync-bench --db-url URL [--sizes 10000,100000] [--json FILE]\n       kvsync-bench --chaos --db-url URL [--kvsync PATH] [--chaos-duration 90s]\n\nkvsync-bench measures kvsync's full, incremental and unchanged syncs against the earlier system's\nalgorithm and the API floor on a fake KiotViet served from 127.0.0.1, plus the dispatcher under\nconcurrent claims, and checks the quality bars of DESIGN.md §8 (exit status 1 when one is missed).\n--chaos runs kvsync serve processes against a faulty fake, kills them at random, and checks that the\ndatabase ends equal to the shop, that no runs overlapped and that every run finished or was rescued.\nBoth empty every kiotviet_* table of --db-url: give them a database of their own.")
+		fmt.Fprintln(stderr, "Usage: kvsync-bench --db-url URL [--quick] [--sizes 10000,100000] [--runs 3] [--profiles dev,durable] [--json FILE]\n       kvsync-bench --chaos --db-url URL [--kvsync PATH] [--chaos-duration 90s]\n\nkvsync-bench measures kvsync's full, incremental and unchanged syncs against the earlier system's\nalgorithm and the API floor on a fake KiotViet served from 127.0.0.1, plus the dispatcher under\nconcurrent claims and one tick's claims, each case under both database profiles and the median of\n--runs runs, and checks the quality bars of DESIGN.md §8 (exit status 1 when one is missed).\n--chaos runs kvsync serve processes against a faulty fake, kills them at random, and checks that the\ndatabase ends equal to the shop, that no runs overlapped and that every run finished or was rescued.\nBoth empty every kiotviet_* table of --db-url: give them a database of their own.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *quick {
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		for name, v := range map[string]string{"sizes": "2000,10000", "latency-products": "1000", "schedules": "2000",
+			"credentials": "400", "tick-shops": "2000"} {
+			if !given[name] {
+				_ = fs.Set(name, v)
+			}
+		}
 	}
 	if *child {
 		return bench.RunChild(ctx, stdin, stdout)
@@ -86,7 +100,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cfg := bench.Config{DatabaseURL: *dbURL, Child: []string{exe, "--child"}, Branches: *branches,
 		LatencyProducts: *latProducts, Latency: *latency, Schedules: *schedules, Credentials: *creds,
-		Dispatchers: *dispatchers, JSONPath: *jsonPath, Commit: *commit, Out: stdout, Log: stderr}
+		Dispatchers: *dispatchers, JSONPath: *jsonPath, Commit: *commit, Out: stdout, Log: stderr,
+		Runs: *runs, TickShops: *tickShops}
+	if *runs < 1 {
+		return errors.New("--runs must be at least 1")
+	}
+	if *tickShops == 0 {
+		cfg.TickShops = -1
+	}
+	for _, p := range strings.Split(*profiles, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.Profiles = append(cfg.Profiles, p)
+		}
+	}
 	if *latProducts == 0 {
 		cfg.LatencyProducts = -1
 	}

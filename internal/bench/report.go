@@ -24,11 +24,27 @@ type Machine struct {
 	Go         string `json:"go"`
 	PostgreSQL string `json:"postgresql"`
 	Commit     string `json:"commit"`
+	LoadBefore string `json:"loadBefore"` // /proc/loadavg's 1, 5 and 15 minute averages at the start
+	LoadAfter  string `json:"loadAfter"`  // and at the end
+	Processes  string `json:"processes"`  // running/total scheduling entities at the start
+}
+
+// loadAverage is the 1, 5 and 15 minute load averages of /proc/loadavg.
+func loadAverage() string {
+	f := strings.Fields(readFile("/proc/loadavg"))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func describeMachine(ctx context.Context, pool *pgxpool.Pool) Machine {
 	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-		CPU: procField("/proc/cpuinfo", "model name"), Kernel: strings.TrimSpace(readFile("/proc/sys/kernel/osrelease"))}
+		CPU: procField("/proc/cpuinfo", "model name"), Kernel: strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
+		LoadBefore: loadAverage()}
+	if f := strings.Fields(readFile("/proc/loadavg")); len(f) > 3 {
+		m.Processes = f[3]
+	}
 	if kb := procField("/proc/meminfo", "MemTotal"); kb != "" {
 		var n float64
 		fmt.Sscanf(kb, "%f", &n)
@@ -60,7 +76,8 @@ func describeMachine(ctx context.Context, pool *pgxpool.Pool) Machine {
 
 func (m Machine) print(w io.Writer) {
 	fmt.Fprintf(w, "machine: %s, %d cores, %s GB, Linux %s\n", m.CPU, m.Cores, m.MemoryGB, m.Kernel)
-	fmt.Fprintf(w, "versions: %s, PostgreSQL %s, kvsync %s\n\n", m.Go, m.PostgreSQL, m.Commit)
+	fmt.Fprintf(w, "versions: %s, PostgreSQL %s, kvsync %s\n", m.Go, m.PostgreSQL, m.Commit)
+	fmt.Fprintf(w, "load average (1, 5, 15 min) at the start: %s (running/total tasks %s) on %d cores\n\n", m.LoadBefore, m.Processes, m.Cores)
 }
 
 func readFile(path string) string {
@@ -81,17 +98,52 @@ func procField(path, key string) string {
 }
 
 // printTable prints the cases as one Markdown table (readable as it is, and pasted as it is into the
-// README), then the dispatcher's line and the bars.
+// README): one row per case, the database profiles side by side (median wall time, products/s and the
+// ratios of each), then the dispatcher's lines and the bars. API calls, rows written and peak RSS are
+// those of the first profile's median run (the work is the same under each).
 func printTable(w io.Writer, rep *Report) {
-	rows := [][]string{{"case", "products", "wall", "API calls", "rows written", "peak RSS", "products/s", "vs baseline", "vs floor"}}
-	for _, c := range rep.Cases {
-		lat := ""
-		if c.LatencyMS > 0 {
-			lat = fmt.Sprintf(", +%.0f ms/request", c.LatencyMS)
+	head := []string{"case", "products", "runs", "API calls", "rows written", "peak RSS"}
+	for _, p := range rep.Profiles {
+		head = append(head, p+": wall", p+": products/s", p+": vs baseline", p+": vs floor")
+	}
+	type key struct{ group, name string }
+	var order []key
+	byKey := map[key]map[string]*Case{}
+	for i := range rep.Cases {
+		c := &rep.Cases[i]
+		k := key{c.Group, c.Name}
+		if byKey[k] == nil {
+			byKey[k] = map[string]*Case{}
+			order = append(order, k)
 		}
-		rows = append(rows, []string{c.Name + lat, thousands(c.Products), seconds(c.WallMS), thousands(int(c.APICalls)),
-			thousands(c.RowsWritten), fmt.Sprintf("%.0f MB", c.PeakRSSMB), thousands(int(math.Round(c.ProductsPerS))),
-			ratio(c.VsBaseline), ratio(c.VsFloor)})
+		byKey[k][c.Profile] = c
+	}
+	rows := [][]string{head}
+	for _, k := range order {
+		var first *Case
+		for _, p := range rep.Profiles {
+			if c := byKey[k][p]; c != nil && first == nil {
+				first = c
+			}
+		}
+		if first == nil {
+			continue
+		}
+		lat := ""
+		if first.LatencyMS > 0 {
+			lat = fmt.Sprintf(", +%.0f ms/request", first.LatencyMS)
+		}
+		r := []string{first.Name + lat, thousands(first.Products), fmt.Sprint(first.Runs), thousands(int(first.APICalls)),
+			thousands(first.RowsWritten), fmt.Sprintf("%.0f MB", first.PeakRSSMB)}
+		for _, p := range rep.Profiles {
+			c := byKey[k][p]
+			if c == nil {
+				r = append(r, "—", "—", "—", "—")
+				continue
+			}
+			r = append(r, seconds(c.WallMS), thousands(int(math.Round(c.ProductsPerS))), ratio(c.VsBaseline), ratio(c.VsFloor))
+		}
+		rows = append(rows, r)
 	}
 	width := make([]int, len(rows[0]))
 	for _, r := range rows {
@@ -127,20 +179,30 @@ func printTable(w io.Writer, rep *Report) {
 	if f := rep.Freshness; f != nil {
 		printFreshness(w, f)
 	}
-	if d := rep.Dispatcher; d != nil {
-		fmt.Fprintf(w, "\nDispatcher: %s due schedules over %s credentials, %d dispatchers (claim limit %d): %s claims/s, %s claimed, duplicates %d, missed %d, claim errors %d (%.1f s)\n",
-			thousands(d.Schedules), thousands(d.Credentials), d.Dispatchers, d.ClaimLimit, thousands(int(math.Round(d.ClaimsPerS))),
+	fmt.Fprintf(w, "\nWall times are the median of each case's runs (every run's time is in the JSON report); ratios are of medians. The API floor reads no database: it is measured once and listed under each profile.\n")
+	for _, d := range rep.Dispatchers {
+		fmt.Fprintf(w, "\nDispatcher [%s]: %s due schedules over %s credentials, %d dispatchers (claim limit %d): %s claims/s, %s claimed, duplicates %d, missed %d, claim errors %d (%.1f s)\n",
+			d.Profile, thousands(d.Schedules), thousands(d.Credentials), d.Dispatchers, d.ClaimLimit, thousands(int(math.Round(d.ClaimsPerS))),
 			thousands(d.Claimed), d.Duplicates, d.Missed, d.Errors, d.Seconds)
+		if d.Tick != nil {
+			t := d.Tick
+			fmt.Fprintf(w, "Dispatcher tick [%s]: %s shops with one due schedule each, %d dispatchers claiming at once (claim limit %d): every due schedule claimed in %.2f s (%s claims), duplicates %d, missed %d; claim statement median %.1f ms, max %.1f ms\n",
+				d.Profile, thousands(t.Shops), t.Dispatchers, t.ClaimLimit, t.Seconds, thousands(t.Claimed), t.Duplicates, t.Missed, t.ClaimMedianMS, t.ClaimMaxMS)
+		}
 	}
-	fmt.Fprintln(w, "\nQuality bars (DESIGN.md §8):")
+	fmt.Fprintln(w, "\nQuality bars (DESIGN.md §8; FAIL fails the run) and targets (the performance issue's goals; MISS is reported, not failed):")
 	for _, c := range rep.Checks {
 		mark := "ok  "
-		if !c.OK {
+		switch {
+		case !c.OK && c.Target:
+			mark = "MISS"
+		case !c.OK:
 			mark = "FAIL"
 		}
 		fmt.Fprintf(w, "  %s %s: %s\n", mark, c.Bar, c.Detail)
 	}
-	fmt.Fprintf(w, "\nbench took %.0f s\n", rep.TotalS)
+	fmt.Fprintf(w, "\nload average (1, 5, 15 min) at the start: %s, at the end: %s\n", rep.Machine.LoadBefore, rep.Machine.LoadAfter)
+	fmt.Fprintf(w, "bench took %.0f s\n", rep.TotalS)
 }
 
 func seconds(msec float64) string {
@@ -178,83 +240,104 @@ func thousands(n int) string {
 	return b.String()
 }
 
-// checks turns the cases into DESIGN.md §8's bars.
+// checks turns the cases into DESIGN.md §8's bars and the issue's targets, per database profile. The
+// bars have room for a noisy machine (medians, and a margin where a ratio is close); a target is the
+// goal itself.
 func checks(cfg Config, rep *Report) []Check {
 	var out []Check
-	add := func(bar string, ok bool, format string, args ...any) {
-		out = append(out, Check{Bar: bar, OK: ok, Detail: fmt.Sprintf(format, args...)})
+	add := func(target bool, bar string, ok bool, format string, args ...any) {
+		out = append(out, Check{Bar: bar, OK: ok, Target: target, Detail: fmt.Sprintf(format, args...)})
 	}
-	find := func(group, system, scenario string) *Case {
+	type gp struct{ group, profile string }
+	find := func(g gp, system, scenario string) *Case {
 		for i := range rep.Cases {
 			c := &rep.Cases[i]
-			if c.Group == group && c.System == system && c.Scenario == scenario {
+			if c.Group == g.group && c.Profile == g.profile && c.System == system && c.Scenario == scenario {
 				return c
 			}
 		}
 		return nil
 	}
-	var groups []string
+	var groups []gp
+	seen := map[gp]bool{}
 	for _, c := range rep.Cases {
-		if len(groups) == 0 || groups[len(groups)-1] != c.Group {
-			groups = append(groups, c.Group)
+		if g := (gp{c.Group, c.Profile}); !seen[g] {
+			seen[g] = true
+			groups = append(groups, g)
 		}
 	}
-	fullRSS := map[string][2]float64{} // by system: first and last zero-latency group
-	zeroGroups := 0
+	type rss struct {
+		first, last float64
+		n           int
+	}
+	fullRSS := map[string]*rss{} // by profile + system: first and last zero-latency group
 	for _, g := range groups {
+		name := g.group + " [" + g.profile + "]"
 		kvFull, kvInc, kvNone := find(g, KindKvsync, "full"), find(g, KindKvsync, "incremental"), find(g, KindKvsync, "unchanged")
 		blFull, blInc, floor := find(g, KindBaseline, "full"), find(g, KindBaseline, "incremental"), find(g, KindFloor, "read")
 		latency := kvFull != nil && kvFull.LatencyMS > 0
 		if kvNone != nil {
-			add("unchanged re-sync writes 0 rows", kvNone.RowsWritten == 0, "%s: %s rows written", g, thousands(kvNone.RowsWritten))
+			add(false, "unchanged re-sync writes 0 rows", kvNone.RowsWritten == 0, "%s: %s rows written", name, thousands(kvNone.RowsWritten))
 		}
 		if kvInc != nil {
 			pages := (kvInc.Changed + 99) / 100
 			c := int(kvInc.APICalls) - pages
-			add("incremental sync makes ceil(k/100)+c API calls", c >= 0 && c <= 5,
+			add(false, "incremental sync makes ceil(k/100)+c API calls", c >= 0 && c <= 5,
 				"%s: k=%s changed → ceil(k/100)=%d, measured %d calls, c=%d (allowed ≤ 5; token, categories, an empty last page)",
-				g, thousands(kvInc.Changed), pages, kvInc.APICalls, c)
+				name, thousands(kvInc.Changed), pages, kvInc.APICalls, c)
 		}
 		if latency && kvFull != nil && floor != nil {
 			r := kvFull.WallMS / floor.WallMS
-			add("with latency, a full sync takes ≤ 1.2× the API floor", r <= 1.2, "%s: %s vs %s → %.2f×", g, seconds(kvFull.WallMS), seconds(floor.WallMS), r)
+			add(false, "with latency, a full sync takes ≤ 1.2× the sequential API floor", r <= 1.2, "%s: %s vs %s → %.2f×", name, seconds(kvFull.WallMS), seconds(floor.WallMS), r)
+			add(true, "with latency, a full sync takes ≤ 0.6× the sequential API floor", r <= 0.6, "%s: %.2f×", name, r)
 		}
 		if !latency && kvFull != nil && blFull != nil {
 			r := kvFull.WallMS / blFull.WallMS
-			add("at zero latency, a full sync is no slower than the earlier system", r <= 1.0,
-				"%s: %s vs %s → %.2f× (%s products/s)", g, seconds(kvFull.WallMS), seconds(blFull.WallMS), r, thousands(int(math.Round(kvFull.ProductsPerS))))
+			add(false, "at zero latency, a full sync is no slower than the earlier system", r <= 1.0,
+				"%s: %s vs %s → %.2f× (%s products/s)", name, seconds(kvFull.WallMS), seconds(blFull.WallMS), r, thousands(int(math.Round(kvFull.ProductsPerS))))
+			add(true, "at zero latency, a full sync takes ≤ 0.7× the earlier system's", r <= 0.7, "%s: %.2f×", name, r)
 		}
 		if kvInc != nil && blInc != nil {
 			rt, rc := kvInc.WallMS/blInc.WallMS, float64(kvInc.APICalls)/float64(blInc.APICalls)
-			add("the scheduled run (1% changed) takes a small fraction of the earlier system's", rt <= 0.2 && rc <= 0.2,
+			add(false, "the scheduled run (1% changed) takes a small fraction of the earlier system's", rt <= 0.2 && rc <= 0.2,
 				"%s: time %s vs %s → %.3f×; API calls %d vs %d → %.3f× (bar: ≤ 0.2× both)",
-				g, seconds(kvInc.WallMS), seconds(blInc.WallMS), rt, kvInc.APICalls, blInc.APICalls, rc)
+				name, seconds(kvInc.WallMS), seconds(blInc.WallMS), rt, kvInc.APICalls, blInc.APICalls, rc)
 		}
 		if !latency && kvFull != nil && blFull != nil {
-			zeroGroups++
 			for _, c := range []*Case{kvFull, blFull} {
-				v := fullRSS[c.System]
-				if zeroGroups == 1 {
-					v[0] = c.PeakRSSMB
+				k := g.profile + "/" + c.System
+				v := fullRSS[k]
+				if v == nil {
+					v = &rss{first: c.PeakRSSMB}
+					fullRSS[k] = v
 				}
-				v[1] = c.PeakRSSMB
-				fullRSS[c.System] = v
+				v.last = c.PeakRSSMB
+				v.n++
 			}
 		}
 	}
-	if zeroGroups >= 2 {
-		kv, bl := fullRSS[KindKvsync], fullRSS[KindBaseline]
+	for _, p := range rep.Profiles {
+		kv, bl := fullRSS[p+"/"+KindKvsync], fullRSS[p+"/"+KindBaseline]
+		if kv == nil || bl == nil || kv.n < 2 {
+			continue
+		}
 		first, last := thousands(cfg.Sizes[0]), thousands(cfg.Sizes[len(cfg.Sizes)-1])
-		add("a full sync holds flat memory (±20%) while the earlier system's grows", kv[1] <= kv[0]*1.2 && kv[1] >= kv[0]*0.8 && bl[1] > bl[0]*1.2,
-			"kvsync %.0f MB at %s → %.0f MB at %s (%+.0f%%); earlier system %.0f MB → %.0f MB (%.1f×)",
-			kv[0], first, kv[1], last, 100*(kv[1]/kv[0]-1), bl[0], bl[1], bl[1]/bl[0])
+		add(false, "a full sync holds flat memory (±20%) while the earlier system's grows", kv.last <= kv.first*1.2 && kv.last >= kv.first*0.8 && bl.last > bl.first*1.2,
+			"[%s] kvsync %.0f MB at %s → %.0f MB at %s (%+.0f%%); earlier system %.0f MB → %.0f MB (%.1f×)",
+			p, kv.first, first, kv.last, last, 100*(kv.last/kv.first-1), bl.first, bl.last, bl.last/bl.first)
 	}
-	if d := rep.Dispatcher; d != nil {
-		add("N dispatchers on M due schedules run each exactly once", d.Duplicates == 0 && d.Missed == 0,
-			"%d dispatchers, %s schedules: %d duplicates, %d missed, %s claims/s", d.Dispatchers, thousands(d.Schedules), d.Duplicates, d.Missed, thousands(int(math.Round(d.ClaimsPerS))))
+	for _, d := range rep.Dispatchers {
+		add(false, "N dispatchers on M due schedules run each exactly once", d.Duplicates == 0 && d.Missed == 0,
+			"[%s] %d dispatchers, %s schedules: %d duplicates, %d missed, %s claims/s", d.Profile, d.Dispatchers, thousands(d.Schedules), d.Duplicates, d.Missed, thousands(int(math.Round(d.ClaimsPerS))))
+		if t := d.Tick; t != nil {
+			add(false, "one tick claims every due schedule once", t.Duplicates == 0 && t.Missed == 0,
+				"[%s] %s shops: %d duplicates, %d missed", d.Profile, thousands(t.Shops), t.Duplicates, t.Missed)
+			add(true, "one tick claims every due schedule of 10,000 shops in under 5 s", t.Seconds < 5 && t.Shops >= 10_000,
+				"[%s] %s shops in %.2f s", d.Profile, thousands(t.Shops), t.Seconds)
+		}
 	}
 	if f := rep.Freshness; f != nil {
-		add("a shop's change is in the ERP's tables within seconds (webhooks), at no API call unless re-read", f.P95MS < 5000 && int(f.APICalls) <= f.Refetched,
+		add(false, "a shop's change is in the ERP's tables within seconds (webhooks), at no API call unless re-read", f.P95MS < 5000 && int(f.APICalls) <= f.Refetched,
 			"%d changes: p50 %.0f ms, p95 %.0f ms; %d API calls for %d re-reads", f.Changes, f.P50MS, f.P95MS, f.APICalls, f.Refetched)
 	}
 	return out
