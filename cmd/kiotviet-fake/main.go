@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	timeoutRate := fs.Float64("timeout-rate", 0, "share of API requests that hang until the client gives up (0..1)")
 	malformedRate := fs.Float64("malformed-rate", 0, "share of API replies cut short (0..1)")
 	rateLimit := fs.Int("rate-limit", 5000, "GET requests allowed per sliding hour (negative: unlimited)")
+	maxConcurrent := fs.Int("max-concurrent", 0, "API requests one client (Retailer) may have in flight; more are answered 429 (0: no cap)")
 	tokenTTL := fs.Duration("token-ttl", 24*time.Hour, "lifetime of issued tokens (expires_in)")
 	pageDefault := fs.Int("page-default", 20, "pageSize when a request has none")
 	pageMax := fs.Int("page-max", 100, "largest pageSize honoured (larger ones are clamped)")
@@ -75,7 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fake := kiotvietfake.New(kiotvietfake.Options{
 		Products: *products, Branches: *branches, Categories: *categories, Seed: *seed,
 		PageDefault: *pageDefault, PageMax: *pageMax, RateLimitPerHour: *rateLimit, TokenTTL: *tokenTTL,
-		Retailer: *retailer, ClientID: *clientID, ClientSecret: *clientSecret, ImagesAsObjects: *imageObjects, ListDeleted: *listDeleted,
+		MaxConcurrentPerClient: *maxConcurrent,
+		Retailer:               *retailer, ClientID: *clientID, ClientSecret: *clientSecret, ImagesAsObjects: *imageObjects, ListDeleted: *listDeleted,
 		Faults: kiotvietfake.Faults{Latency: *latency, ErrorRate: *errorRate, TimeoutRate: *timeoutRate, MalformedRate: *malformedRate},
 		Logger: log,
 	})

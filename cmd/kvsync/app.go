@@ -92,7 +92,7 @@ func newApp(ctx context.Context, e env, needKeys bool) (*app, error) {
 	hc := kiotviet.NewHTTPClient()
 	hc.Transport = a.metrics.Transport(hc.Transport)
 	a.kiotviet = kiotviet.Config{TokenURL: cfg.TokenURL, APIURL: cfg.APIURL, RateLimitPerHour: cfg.RateLimitPerHour,
-		HTTPClient: hc, Logger: a.log, OnRetry: a.metrics.Retried}
+		ReadConcurrency: cfg.ReadConcurrency, HTTPClient: hc, Logger: a.log, OnRetry: a.metrics.Retried}
 	a.alerts, err = alert.FromConfig(cfg.Alerts, a.store, a.log)
 	if err != nil {
 		a.close()

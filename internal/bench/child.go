@@ -123,6 +123,7 @@ func credentials(spec Spec) kiotviet.Credentials {
 
 // fullPassOptions are the options of kvsync's full pass over /products, every include the ERP shows
 // with them; the baseline and the floor read the very same pages.
+// They read one page after another: the floor is the sequential one, and the earlier system paged so.
 func fullPassOptions() kiotviet.ListOptions {
 	return syncer.ProductIncludes(kiotviet.ListOptions{PageSize: kiotviet.MaxPageSize, OrderBy: "modifiedDate", OrderDirection: "Asc"})
 }

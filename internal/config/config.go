@@ -28,6 +28,7 @@ const (
 	DefaultRateLimitPerHour = 5000 // KiotViet's documented per-shop GET budget
 	DefaultAddr             = ":8080"
 	DefaultConcurrency      = 4
+	DefaultReadConcurrency  = 4 // pages of one listing requested at once (kiotviet.DefaultReadConcurrency says why)
 	DefaultLeaseSeconds     = 120
 	DefaultMaxConnections   = 512
 	DefaultStockScanHours   = 6
@@ -38,6 +39,7 @@ const (
 const (
 	MaxRateLimitPerHour = 1_000_000
 	MaxConcurrency      = 256
+	MaxReadConcurrency  = 16
 	// MinCronSecretLen keeps the cron secret out of guessing range; `openssl rand -hex 32` gives 64.
 	MinCronSecretLen = 32
 	// MinJWTSecretLen is Supabase's own minimum for the project JWT secret.
@@ -113,6 +115,9 @@ type Config struct {
 	APIURL string
 	// RateLimitPerHour is KIOTVIET_RATE_LIMIT_PER_HOUR, the GET budget per credential.
 	RateLimitPerHour int
+	// ReadConcurrency is KIOTVIET_READ_CONCURRENCY, how many pages of one listing are requested at
+	// once (1: one after another). The hourly budget counts the same calls either way.
+	ReadConcurrency int
 	// SyncURL is KIOTVIET_SYNC_URL: when set, the dispatcher fans runs out to this
 	// kiotviet-sync endpoint instead of running them in process.
 	SyncURL string
@@ -255,6 +260,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.APIURL = strings.TrimRight(cmpOr(l.get("KIOTVIET_API_URL"), DefaultAPIURL), "/")
 	l.httpURL("KIOTVIET_API_URL", c.APIURL, false)
 	c.RateLimitPerHour = l.intIn("KIOTVIET_RATE_LIMIT_PER_HOUR", DefaultRateLimitPerHour, 1, MaxRateLimitPerHour)
+	c.ReadConcurrency = l.intIn("KIOTVIET_READ_CONCURRENCY", DefaultReadConcurrency, 1, MaxReadConcurrency)
 	c.SyncURL = l.get("KIOTVIET_SYNC_URL")
 	l.httpURL("KIOTVIET_SYNC_URL", c.SyncURL, false)
 	c.Alerts = l.alerts()
@@ -522,6 +528,7 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("token_url", c.TokenURL),
 		slog.String("api_url", c.APIURL),
 		slog.Int("rate_limit_per_hour", c.RateLimitPerHour),
+		slog.Int("read_concurrency", c.ReadConcurrency),
 		slog.String("sync_url", c.SyncURL),
 		slog.String("alert_webhook_url", set(c.Alerts.WebhookURL)),
 		slog.String("alert_smtp_url", set(c.Alerts.SMTPURL)),

@@ -146,6 +146,7 @@ func TestEveryValueParsed(t *testing.T) {
 		"KIOTVIET_TOKEN_URL", "http://127.0.0.1:9090/connect/token",
 		"KIOTVIET_API_URL", "http://127.0.0.1:9090/",
 		"KIOTVIET_RATE_LIMIT_PER_HOUR", "1200",
+		"KIOTVIET_READ_CONCURRENCY", "2",
 		"KIOTVIET_SYNC_URL", "http://worker:8080/functions/v1/kiotviet-sync",
 		"KIOTVIET_ALERT_WEBHOOK_URL", webhookURL,
 		"KVSYNC_ADDR", "127.0.0.1:9000",
@@ -156,7 +157,7 @@ func TestEveryValueParsed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if c.APIURL != "http://127.0.0.1:9090" || c.RateLimitPerHour != 1200 || c.Concurrency != 8 || c.Addr != "127.0.0.1:9000" || c.LogLevel != slog.LevelDebug {
+	if c.APIURL != "http://127.0.0.1:9090" || c.RateLimitPerHour != 1200 || c.ReadConcurrency != 2 || c.Concurrency != 8 || c.Addr != "127.0.0.1:9000" || c.LogLevel != slog.LevelDebug {
 		t.Fatalf("parsed: %v", c)
 	}
 	if !slices.Equal(c.CORSOrigins, []string{"https://erp.example.com", "http://localhost:5173"}) {
@@ -195,6 +196,9 @@ func TestMalformedValueNamesItsVariable(t *testing.T) {
 		{"KIOTVIET_RATE_LIMIT_PER_HOUR", "lots"},
 		{"KIOTVIET_RATE_LIMIT_PER_HOUR", "0"},
 		{"KIOTVIET_RATE_LIMIT_PER_HOUR", "5000000"},
+		{"KIOTVIET_READ_CONCURRENCY", "0"},
+		{"KIOTVIET_READ_CONCURRENCY", "17"},
+		{"KIOTVIET_READ_CONCURRENCY", "many"},
 		{"KIOTVIET_SYNC_URL", "worker:8080"},
 		{"KIOTVIET_ALERT_WEBHOOK_URL", "hooks.slack.com/services/x"},
 		{"KVSYNC_ADDR", "8080"},

@@ -28,6 +28,8 @@ type Client struct {
 	budget   *budgetPool // nil without Config.Budget
 
 	calls      atomic.Int64
+	ceiling    atomic.Int32 // pages read ahead at most now: ReadConcurrency, lowered by 429s
+	okStreak   atomic.Int32 // successful requests since the ceiling last moved
 	mu         sync.Mutex
 	byEndpoint map[string]int64
 }
@@ -46,7 +48,38 @@ func New(cfg Config, retailer string, ts TokenSource) *Client {
 	if cfg.Budget != nil && cfg.RateLimitPerHour > 0 {
 		c.budget = newBudgetPool(cfg.Budget, cfg.RateLimitPerHour, cfg.Now)
 	}
+	c.ceiling.Store(int32(cfg.ReadConcurrency))
 	return c
+}
+
+// ReadConcurrency is how many pages a listing may have requested at once right now: the configured
+// ReadConcurrency, halved by every 429 (a server that finds it too many), and raised by one again after
+// every okToRaise successful requests in a row, back up to the configured value.
+func (c *Client) ReadConcurrency() int { return int(c.ceiling.Load()) }
+
+const okToRaise = 20
+
+func (c *Client) throttled() {
+	c.okStreak.Store(0)
+	for {
+		n := c.ceiling.Load()
+		if c.ceiling.CompareAndSwap(n, max(n/2, 1)) {
+			return
+		}
+	}
+}
+
+func (c *Client) succeeded() {
+	if c.okStreak.Add(1) < okToRaise {
+		return
+	}
+	c.okStreak.Store(0)
+	for {
+		n := c.ceiling.Load()
+		if n >= int32(c.cfg.ReadConcurrency) || c.ceiling.CompareAndSwap(n, n+1) {
+			return
+		}
+	}
 }
 
 // ReleaseBudget gives back to the shared budget the calls this client took and did not use; call it
@@ -125,6 +158,7 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, decode func
 			continue
 		}
 		if status == http.StatusOK {
+			c.succeeded()
 			derr := decode(body)
 			if derr == nil {
 				return nil
@@ -151,6 +185,7 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, decode func
 			attempt--
 			continue
 		case status == http.StatusTooManyRequests:
+			c.throttled()
 			wait = backoff(c.cfg, attempt)
 			if d, ok := parseRetryAfter(hdr.Get("Retry-After"), c.cfg.Now()); ok {
 				if d > c.cfg.MaxRetryAfter {

@@ -47,6 +47,15 @@ const (
 	// shop's hourly budget, so a tiny page (pageSize 1: 322 calls for 300 products instead of 4) would
 	// spend it for nothing. 50 at most doubles the calls of a full pass.
 	MinPageSize = 50
+	// DefaultReadConcurrency is how many pages of one listing are requested
+	// at once. Four hides most of the latency of a distant API (a page is
+	// ~100 ms away from a server outside Vietnam) while a shop's pages stay
+	// a small burst: the hourly budget counts the same calls either way, and
+	// a server that finds four too many answers 429, which the client waits
+	// out (Retry-After, or backoff).
+	DefaultReadConcurrency = 4
+	// MaxReadConcurrency bounds ReadConcurrency.
+	MaxReadConcurrency = 16
 )
 
 // Config holds what every request needs. The zero value of each field means
@@ -66,6 +75,9 @@ type Config struct {
 	// Budget, when set, is the credential's API budget shared with other processes: every request
 	// takes a call from it first, and a request finds it used up fails with *BudgetError.
 	Budget Budget
+	// ReadConcurrency is how many pages of one listing are requested at
+	// once; default DefaultReadConcurrency, at most MaxReadConcurrency.
+	ReadConcurrency int
 	// MaxAttempts bounds the tries of one request; default DefaultMaxAttempts.
 	MaxAttempts int
 	// RequestTimeout bounds one attempt; default DefaultRequestTimeout.
@@ -98,6 +110,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.HTTPClient = NewHTTPClient()
 	}
 	cfg.RateLimitPerHour = cmp.Or(cfg.RateLimitPerHour, DefaultRateLimitPerHour)
+	cfg.ReadConcurrency = min(max(cmp.Or(cfg.ReadConcurrency, DefaultReadConcurrency), 1), MaxReadConcurrency)
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
 	}

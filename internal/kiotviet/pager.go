@@ -57,6 +57,13 @@ type ListOptions struct {
 	// MaxPages stops a runaway listing with ErrRunawayPaging; 0 means a
 	// bound derived from total, or 100,000 pages when total is absent.
 	MaxPages int
+	// ReadAhead lets the listing request up to the client's ReadConcurrency
+	// pages at once (see Pager.Next). Pages read at different moments can
+	// each see a different shift of the list: a row that moves while the
+	// listing pages can make another one skipped even where one page after
+	// another would only have repeated it. Only a caller that detects such
+	// moves (as kvsync's product and category passes do) should set it.
+	ReadAhead bool
 }
 
 // query renders the options; the pager sets currentItem itself.
@@ -176,8 +183,9 @@ func decodePage[T any](body []byte) (pg Page[T], hasTotal bool, serverPageSize i
 // (fewer items than the page size), and with ErrRunawayPaging when a server
 // keeps sending pages (a repeated page, or more pages than total allows).
 // A first page without items but with removed ids is still returned. Next
-// is synchronous; run the pager in its own goroutine to prefetch. A Pager
-// is not safe for concurrent use.
+// blocks until the next page is there (pages after the first may have been
+// requested ahead, see Next); run the pager in its own goroutine to overlap
+// reading with writing. A Pager is not safe for concurrent use.
 type Pager[T any] struct {
 	c      *Client
 	path   string
@@ -194,43 +202,146 @@ type Pager[T any] struct {
 	seenRemoved map[int64]struct{}
 	done        bool
 	err         error
+
+	// read-ahead: the pages requested before they are asked for, in offset order
+	concurrency int
+	step        int // the offset between two full pages, known after the first one
+	maxTotal    int // the largest total seen; nothing is read ahead beyond it
+	ahead       []*fetch[T]
+}
+
+// fetch is one page request in flight.
+type fetch[T any] struct {
+	offset int
+	cancel context.CancelFunc
+	done   chan struct{}
+	res    fetched[T]
+}
+
+type fetched[T any] struct {
+	pg       Page[T]
+	hasTotal bool
+	srvSize  int
+	err      error
 }
 
 func newPager[T any](c *Client, path string, o ListOptions, idOf func(T) int64) *Pager[T] {
-	return &Pager[T]{c: c, path: path, query: o.query(), size: o.pageSize(), limit: o.MaxPages, idOf: idOf}
+	n := 1
+	if o.ReadAhead {
+		n = c.cfg.ReadConcurrency
+	}
+	return &Pager[T]{c: c, path: path, query: o.query(), size: o.pageSize(), limit: o.MaxPages, idOf: idOf, concurrency: n}
 }
 
 // Next fetches the next page and reports whether there is one to read.
+//
+// With a concurrency above 1, once the first page has told the total and the page step, Next keeps up to
+// that many of the following pages requested at once (never beyond the largest total seen, so a listing
+// costs the same calls as reading one page after another) and hands them out in offset order, each
+// through the same checks and stop rules as a page read alone. A page read ahead at an offset the
+// listing did not reach (a short page before it) is discarded and read again at the right offset.
 func (p *Pager[T]) Next(ctx context.Context) bool {
 	if p.done || p.err != nil {
+		p.dropAhead()
 		return false
 	}
 	if p.runaway() {
 		p.err = fmt.Errorf("%w: GET %s after %d pages (offset %d, first total %d)", ErrRunawayPaging, p.path, p.pages, p.offset, p.firstTotal)
+		p.dropAhead()
 		return false
 	}
+	p.readAhead(ctx)
+	var r fetched[T]
+	if len(p.ahead) > 0 && p.ahead[0].offset == p.offset {
+		f := p.ahead[0]
+		p.ahead = p.ahead[1:]
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			f.cancel()
+			<-f.done
+		}
+		f.cancel()
+		r = f.res
+		if r.err == nil && ctx.Err() != nil {
+			r.err = ctx.Err()
+		}
+	} else {
+		p.dropAhead() // read ahead at offsets this listing did not reach
+		r = p.fetchAt(ctx, p.offset)
+	}
+	if r.err != nil {
+		p.err = r.err
+		p.dropAhead()
+		return false
+	}
+	ok := p.accept(r)
+	if !ok || p.done || p.err != nil {
+		p.dropAhead()
+	}
+	return ok
+}
+
+// fetchAt requests the page at offset.
+func (p *Pager[T]) fetchAt(ctx context.Context, offset int) (r fetched[T]) {
 	q := cloneValues(p.query)
-	q.Set("currentItem", strconv.Itoa(p.offset))
-	var (
-		pg       Page[T]
-		hasTotal bool
-		srvSize  int
-	)
-	err := p.c.get(ctx, p.path, q, func(b []byte) error {
+	q.Set("currentItem", strconv.Itoa(offset))
+	r.err = p.c.get(ctx, p.path, q, func(b []byte) error {
 		var err error
-		pg, hasTotal, srvSize, err = decodePage[T](b)
+		r.pg, r.hasTotal, r.srvSize, err = decodePage[T](b)
 		return err
 	})
-	if err != nil {
-		p.err = err
-		return false
+	return r
+}
+
+// readAhead tops the read-ahead up to concurrency requests (the one Next is about to use included).
+func (p *Pager[T]) readAhead(ctx context.Context) {
+	if p.concurrency <= 1 || p.step == 0 {
+		return
 	}
+	next := p.offset
+	if n := len(p.ahead); n > 0 {
+		next = p.ahead[n-1].offset + p.step
+	}
+	limit := min(p.concurrency, p.c.ReadConcurrency())
+	for len(p.ahead) < limit && next < p.maxTotal {
+		fctx, cancel := context.WithCancel(ctx)
+		f := &fetch[T]{offset: next, cancel: cancel, done: make(chan struct{})}
+		go func() {
+			defer close(f.done)
+			f.res = p.fetchAt(fctx, f.offset)
+		}()
+		p.ahead = append(p.ahead, f)
+		next += p.step
+	}
+}
+
+// dropAhead cancels the requests read ahead and waits for them to end.
+func (p *Pager[T]) dropAhead() {
+	for _, f := range p.ahead {
+		f.cancel()
+	}
+	for _, f := range p.ahead {
+		<-f.done
+	}
+	p.ahead = nil
+}
+
+// Close cancels any page still read ahead; a listing read to its end needs no Close.
+func (p *Pager[T]) Close() { p.dropAhead() }
+
+// accept runs a fetched page through the checks and stop rules.
+func (p *Pager[T]) accept(r fetched[T]) bool {
+	pg, hasTotal, srvSize := r.pg, r.hasTotal, r.srvSize
 	p.pages++
 	pg.Offset = p.offset
 	pg.RemovedIDs = p.newRemoved(pg.RemovedIDs)
 	n := len(pg.Items)
 	if p.pages == 1 {
 		p.firstTotal = pg.Total
+	}
+	if hasTotal {
+		p.maxTotal = max(p.maxTotal, pg.Total)
 	}
 
 	if n > 0 && p.repeats(pg.Items) {
@@ -253,6 +364,9 @@ func (p *Pager[T]) Next(ctx context.Context) bool {
 		p.done = true
 	case hasTotal && pg.Total > 0 && p.offset >= pg.Total:
 		p.done = true
+	}
+	if p.step == 0 && !p.done {
+		p.step = n // a full page: the following ones start n apart
 	}
 	p.page = pg
 	return true

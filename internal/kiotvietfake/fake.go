@@ -34,10 +34,13 @@ type Options struct {
 	// limit); default time.Now.
 	Now func() time.Time
 
-	PageDefault      int           // pageSize when absent; default 20 (KiotViet's)
-	PageMax          int           // larger pageSize values are clamped; default 100
-	RateLimitPerHour int           // GETs per sliding hour; default 5000, negative disables
-	TokenTTL         time.Duration // expires_in of issued tokens; default 24h (KiotViet's documented value)
+	PageDefault      int // pageSize when absent; default 20 (KiotViet's)
+	PageMax          int // larger pageSize values are clamped; default 100
+	RateLimitPerHour int // GETs per sliding hour; default 5000, negative disables
+	// MaxConcurrentPerClient, when above 0, caps the API requests one client (Retailer header) may
+	// have in flight: one more is answered 429 with Retry-After: 1 at once, as a busy KiotViet does.
+	MaxConcurrentPerClient int
+	TokenTTL               time.Duration // expires_in of issued tokens; default 24h (KiotViet's documented value)
 	// HangLimit bounds how long a simulated timeout holds a request when the
 	// client never gives up; default 2 minutes.
 	HangLimit time.Duration
@@ -119,7 +122,9 @@ type Server struct {
 	tokens  map[string]time.Time
 	faults  Faults
 	counts  map[string]int64
-	window  []time.Time // start times of GETs in the last hour (ring)
+	tooMany int64          // 429s answered, for any reason
+	flight  map[string]int // API requests in flight per Retailer header
+	window  []time.Time    // start times of GETs in the last hour (ring)
 	wnext   int
 	wfull   bool
 	faultRn *rand.Rand
@@ -143,6 +148,7 @@ func New(opts Options) *Server {
 		tokens:         map[string]time.Time{},
 		faults:         o.Faults,
 		counts:         map[string]int64{},
+		flight:         map[string]int{},
 		faultRn:        rand.New(rand.NewPCG(seed, 0xfa017)),
 	}
 	if o.RateLimitPerHour > 0 {
@@ -270,11 +276,20 @@ func (s *Server) Counts() map[string]int64 {
 	return maps.Clone(s.counts)
 }
 
-// ResetCounts zeroes the per-endpoint counters.
+// ResetCounts zeroes the per-endpoint counters and TooManyRequests.
 func (s *Server) ResetCounts() {
 	s.ctl.Lock()
 	defer s.ctl.Unlock()
 	clear(s.counts)
+	s.tooMany = 0
+}
+
+// TooManyRequests returns the 429s answered since the last ResetCounts: the hourly limit, the
+// per-client concurrency cap and injected ones.
+func (s *Server) TooManyRequests() int64 {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	return s.tooMany
 }
 
 // Snapshot returns a deep copy of the current catalogue with category

@@ -199,6 +199,11 @@ func (s *Server) decide() decision {
 func (s *Server) api(path string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.count(path)
+		if !s.enter(r) {
+			s.write429(w, time.Second, false)
+			return
+		}
+		defer s.leave(r)
 		d := s.decide()
 		sleepCtx(r.Context(), d.latency)
 		if d.hang {
@@ -249,7 +254,37 @@ func (s *Server) api(path string, h http.HandlerFunc) http.Handler {
 	})
 }
 
+// enter admits an API request under the per-client concurrency cap (always, without one); leave ends it.
+func (s *Server) enter(r *http.Request) bool {
+	if s.opts.MaxConcurrentPerClient <= 0 {
+		return true
+	}
+	key := r.Header.Get("Retailer")
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	if s.flight[key] >= s.opts.MaxConcurrentPerClient {
+		return false
+	}
+	s.flight[key]++
+	return true
+}
+
+func (s *Server) leave(r *http.Request) {
+	if s.opts.MaxConcurrentPerClient <= 0 {
+		return
+	}
+	key := r.Header.Get("Retailer")
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	if s.flight[key]--; s.flight[key] <= 0 {
+		delete(s.flight, key)
+	}
+}
+
 func (s *Server) write429(w http.ResponseWriter, wait time.Duration, omit bool) {
+	s.ctl.Lock()
+	s.tooMany++
+	s.ctl.Unlock()
 	if !omit {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10))
 	}

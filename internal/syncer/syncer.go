@@ -470,8 +470,9 @@ func (r *run) stream(ctx context.Context, name string, st *StreamStats) error {
 	return fmt.Errorf("unknown stream %q", name)
 }
 
-// pump reads pages in a goroutine while the caller writes the previous one: the fetch of page n+1
-// overlaps the write of page n, and at most two pages are in memory.
+// pump reads pages in a goroutine while the caller writes the previous one: the fetch of the next pages
+// (up to the client's read concurrency at once, see kiotviet.Pager.Next) overlaps the write of page n,
+// and at most concurrency + 2 pages are in memory.
 func pump[T any](ctx context.Context, p *kiotviet.Pager[T], apply func(context.Context, kiotviet.Page[T]) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -479,6 +480,7 @@ func pump[T any](ctx context.Context, p *kiotviet.Pager[T], apply func(context.C
 	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(pages)
+		defer p.Close()
 		for p.Next(ctx) {
 			select {
 			case pages <- p.Page():
@@ -564,7 +566,9 @@ func (c *cursorTracker) final() *time.Time {
 }
 
 func (r *run) listOptions(full bool, from time.Time) kiotviet.ListOptions {
-	o := kiotviet.ListOptions{PageSize: r.req.PageSize, OrderBy: "modifiedDate", OrderDirection: "Asc"}
+	// ReadAhead: these passes detect a shift while paging (pagedStream), which is what makes reading
+	// several pages at once as safe as reading one after another.
+	o := kiotviet.ListOptions{PageSize: r.req.PageSize, OrderBy: "modifiedDate", OrderDirection: "Asc", ReadAhead: true}
 	if !full {
 		o.LastModifiedFrom = from
 		o.IncludeRemoveIDs = true

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,16 @@ type bundle struct {
 	engine  *syncer.Engine
 	credID  string
 	onFetch atomic.Pointer[func(r *http.Request)] // test hook: runs before the fake answers
+
+	mu             sync.Mutex
+	inFlight, most int // /products requests being answered now, and the most at once
+}
+
+// mostInFlight is the most /products requests the fake answered at once.
+func (b *bundle) mostInFlight() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.most
 }
 
 func testKeys(t *testing.T) *secret.Keyring {
@@ -54,6 +65,13 @@ func setupWith(t *testing.T, opts kiotvietfake.Options) *bundle {
 	b.fake = kiotvietfake.New(opts)
 	h := b.fake.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/products" {
+			b.mu.Lock()
+			b.inFlight++
+			b.most = max(b.most, b.inFlight)
+			b.mu.Unlock()
+			defer func() { b.mu.Lock(); b.inFlight--; b.mu.Unlock() }()
+		}
 		if f := b.onFetch.Load(); f != nil {
 			(*f)(r)
 		}
@@ -185,7 +203,11 @@ func TestFaultMidRunKeepsCommittedPagesAndNextRunConverges(t *testing.T) {
 	res := b.sync(t, "products_full", false)
 	assert.Contains(t, []string{"failed", "partial"}, res.Status)
 	assert.Contains(t, res.Error, "products")
-	assert.Equal(t, 300, countOf(t, b.db, "kiotviet_products_full"), "the three committed pages stay")
+	// pages are read ahead, so which of them the fault hit depends on the order requests arrived; every
+	// page committed before it stays, whole
+	pages := res.Streams["products"].Pages
+	assert.True(t, pages >= 1 && pages < 6, "pages committed: %d", pages)
+	assert.Equal(t, 100*pages, countOf(t, b.db, "kiotviet_products_full"), "the committed pages stay")
 
 	var logStatus, logErr string
 	require.NoError(t, b.db.QueryRow(context.Background(),
@@ -263,11 +285,13 @@ func countOf(t *testing.T, db *pgxpool.Pool, table string) int {
 }
 
 // A product edited while a full pass pages moves to the end of KiotViet's modifiedDate order, and the
-// product at the next page boundary is never read. The sweep must then wait: it deletes nothing that the
+// product at the next page boundary is never read (with pages read ahead, at whichever boundary a page
+// read after the edit meets one read before it). The sweep must then wait: it deletes nothing that the
 // shop still has.
 func TestFullPassDisturbedMidwayDeletesNothing(t *testing.T) {
 	b := setup(t, 500)
 	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	b.fake.SetFaults(kiotvietfake.Faults{Latency: 5 * time.Millisecond}) // so that pages read ahead overlap
 	var pages, catchUps atomic.Int32
 	hook := func(r *http.Request) {
 		if r.URL.Path != "/products" {
@@ -289,6 +313,7 @@ func TestFullPassDisturbedMidwayDeletesNothing(t *testing.T) {
 	assert.False(t, *res.Streams["products"].Swept, "rows changed during the pass: the sweep waits for the next full reconcile")
 	assert.Zero(t, res.Streams["products"].Deleted)
 	b.equal(t, false) // every product the shop has is still there, the changed ones up to date
+	assert.GreaterOrEqual(t, b.mostInFlight(), 2, "the pass read pages ahead, several at once")
 
 	b.onFetch.Store(nil)
 	res = b.sync(t, "products_full", true) // an undisturbed full pass sweeps
@@ -303,6 +328,7 @@ func TestIncrementalPassDisturbedMidwayMissesNothing(t *testing.T) {
 	b := setup(t, 500)
 	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
 	b.fake.ChangeProducts(250)
+	b.fake.SetFaults(kiotvietfake.Faults{Latency: 5 * time.Millisecond}) // so that pages read ahead overlap
 	var incremental atomic.Int32
 	hook := func(r *http.Request) {
 		if r.URL.Path == "/products" && r.URL.Query().Get("lastModifiedFrom") != "" && incremental.Add(1) == 2 {
@@ -314,6 +340,7 @@ func TestIncrementalPassDisturbedMidwayMissesNothing(t *testing.T) {
 	require.Equal(t, "success", res.Status, res.Error)
 	assert.Equal(t, "incremental", res.Streams["products"].Mode)
 	b.equal(t, false)
+	assert.GreaterOrEqual(t, b.mostInFlight(), 2, "the pass read pages ahead, several at once")
 }
 
 // KiotViet refusing the client secret is permanent: the run fails and the credential's schedules pause
