@@ -49,6 +49,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	dispatchers := fs.Int("dispatchers", 4, "concurrent dispatchers")
 	runs := fs.Int("runs", 3, "runs of each timed case; the table shows their median")
 	profiles := fs.String("profiles", "dev,durable", "database profiles, comma separated: dev (fsync, synchronous_commit, full_page_writes off) and durable (on, as Supabase runs)")
+	readConc := fs.Int("read-concurrency", 0, "kvsync: pages read at once (0: its default, KIOTVIET_READ_CONCURRENCY's), to compare settings")
+	writeBatch := fs.Int("write-batch", 0, "kvsync: pages written in one call at most (0: its default; 1: each page alone), to compare settings")
 	tickShops := fs.Int("tick-shops", 10000, "shops in the dispatcher tick case, one due schedule each (0: none)")
 	quick := fs.Bool("quick", false, "a short run of a few minutes: 2,000 and 10,000 products, 1,000 with latency, 2,000 schedules and shops (flags given explicitly win)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
@@ -101,7 +103,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cfg := bench.Config{DatabaseURL: *dbURL, Child: []string{exe, "--child"}, Branches: *branches,
 		LatencyProducts: *latProducts, Latency: *latency, Schedules: *schedules, Credentials: *creds,
 		Dispatchers: *dispatchers, JSONPath: *jsonPath, Commit: *commit, Out: stdout, Log: stderr,
-		Runs: *runs, TickShops: *tickShops}
+		Runs: *runs, TickShops: *tickShops, ReadConcurrency: *readConc, WriteBatchPages: *writeBatch}
 	if *runs < 1 {
 		return errors.New("--runs must be at least 1")
 	}

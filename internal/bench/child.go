@@ -42,7 +42,9 @@ type Spec struct {
 	Retailer     string `json:"retailer"`
 	ClientID     string `json:"clientId"`
 	ClientSecret string `json:"clientSecret"`
-	Full         bool   `json:"full,omitempty"` // kvsync: ask for a full reconcile
+	Full         bool   `json:"full,omitempty"`            // kvsync: ask for a full reconcile
+	ReadConc     int    `json:"readConcurrency,omitempty"` // kvsync: pages read at once (0: its default)
+	WriteBatch   int    `json:"writeBatch,omitempty"`      // kvsync: pages written in one call at most (0: its default)
 	Timeout      string `json:"timeout,omitempty"`
 }
 
@@ -157,8 +159,10 @@ func childKvsync(ctx context.Context, spec Spec) (Figures, error) {
 		return f, err
 	}
 	defer pool.Close()
+	kc := kiotvietConfig(spec)
+	kc.ReadConcurrency = spec.ReadConc
 	eng, err := syncer.New(syncer.Config{Store: store.New(store.PG{Pool: pool}), Keys: keys,
-		KiotViet: kiotvietConfig(spec), Worker: "bench"})
+		KiotViet: kc, Worker: "bench", WriteBatchPages: spec.WriteBatch})
 	if err != nil {
 		return f, err
 	}

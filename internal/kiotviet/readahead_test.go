@@ -1,6 +1,7 @@
 package kiotviet_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -186,5 +187,47 @@ func TestReadAheadKeepsTheStopRules(t *testing.T) {
 	}
 	if n := c.Calls(); n > 1+kiotviet.DefaultReadConcurrency {
 		t.Fatalf("%d calls before stopping; want at most %d", n, 1+kiotviet.DefaultReadConcurrency)
+	}
+}
+
+// memBudget is a shared budget of n calls (in memory here; kvsync keeps it in Postgres).
+type memBudget struct {
+	mu   sync.Mutex
+	left int
+}
+
+func (b *memBudget) Take(_ context.Context, want int) (int64, int, time.Time, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(want, b.left)
+	b.left -= n
+	return 1, n, time.Now().Add(time.Hour), nil
+}
+
+func (b *memBudget) Return(_ context.Context, _ int64, unused int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.left += unused
+	return nil
+}
+
+// Pages read ahead each take their call from the shared budget: a listing longer than the budget stops
+// with ErrBudget and never sends more requests than the budget granted.
+func TestReadAheadStaysWithinTheSharedBudget(t *testing.T) {
+	budget := &memBudget{left: 6}
+	clk := newClock()
+	fake := kiotvietfake.New(kiotvietfake.Options{Products: 1500, Now: clk.Now, RateLimitPerHour: -1,
+		Faults: kiotvietfake.Faults{Latency: 5 * time.Millisecond}})
+	srv := httptest.NewServer(fake.Handler())
+	t.Cleanup(srv.Close)
+	cfg := kiotviet.Config{TokenURL: srv.URL + kiotvietfake.TokenPath, APIURL: srv.URL, HTTPClient: srv.Client(),
+		Now: clk.Now, Sleep: clk.Sleep, Budget: budget, RateLimitPerHour: 5000}
+	c := kiotviet.New(cfg, fake.Retailer(), kiotviet.NewTokenSource(cfg, fake.Credentials()))
+	_, _, err := collect(t, c.Products(kiotviet.ListOptions{ReadAhead: true}))
+	if !errors.Is(err, kiotviet.ErrBudget) {
+		t.Fatalf("want ErrBudget, got %v", err)
+	}
+	if n := fake.Counts()[kiotvietfake.ProductsPath]; n > 6 {
+		t.Fatalf("%d product requests for a budget of 6", n)
 	}
 }

@@ -27,6 +27,9 @@ const (
 	DefaultHeartbeatEvery = 10 * time.Second // the issue asks for ≤ 15 s
 	DefaultOverlap        = 5 * time.Minute
 	DefaultFullEvery      = 24 * time.Hour
+	// DefaultWriteBatchPages: the pages a pass reads at once (kiotviet.DefaultReadConcurrency) can be
+	// written in one call when they queue up behind the writer.
+	DefaultWriteBatchPages = kiotviet.DefaultReadConcurrency
 )
 
 // SyncTypes are the sync types a schedule or a request may name, and the streams each runs, in order.
@@ -63,8 +66,11 @@ type Config struct {
 	// StockScanEvery: while the credential's stock webhooks are healthy, the inventory sync reads
 	// /productOnHands in full only this often (0: every run; see kiotviet_stock_scan_due).
 	StockScanEvery time.Duration
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// WriteBatchPages is how many pages read while the writer was busy are written in one call at most
+	// (default DefaultWriteBatchPages; 1 writes each page in a call of its own).
+	WriteBatchPages int
+	Logger          *slog.Logger
+	Now             func() time.Time
 
 	// OnHeartbeat, when set, is called after every heartbeat: a test signal, never needed in production.
 	OnHeartbeat func(runID string, ok bool)
@@ -91,6 +97,7 @@ func New(cfg Config) (*Engine, error) {
 	cfg.HeartbeatEvery = cmp.Or(cfg.HeartbeatEvery, DefaultHeartbeatEvery)
 	cfg.Overlap = cmp.Or(cfg.Overlap, DefaultOverlap)
 	cfg.FullEvery = cmp.Or(cfg.FullEvery, DefaultFullEvery)
+	cfg.WriteBatchPages = max(cmp.Or(cfg.WriteBatchPages, DefaultWriteBatchPages), 1)
 	cfg.Worker = cmp.Or(cfg.Worker, "kvsync")
 	if cfg.HeartbeatEvery >= cfg.Lease {
 		return nil, fmt.Errorf("syncer: heartbeat every %s must be shorter than the lease %s", cfg.HeartbeatEvery, cfg.Lease)
@@ -502,6 +509,80 @@ func pump[T any](ctx context.Context, p *kiotviet.Pager[T], apply func(context.C
 	return <-fetchErr
 }
 
+// writeBatches is pump for the page functions that take any number of rows: the pages read while the
+// writer was busy wait in a queue (as many as the pager reads at once), and the writer takes every page
+// waiting, up to batch, in one call. A page with removed ids starts a new call, so a removal is never
+// applied before rows of an earlier page. batch 1 writes each page alone.
+func writeBatches[T any](ctx context.Context, p *kiotviet.Pager[T], batch int, apply func(context.Context, []kiotviet.Page[T]) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batch = max(batch, 1)
+	pages := make(chan kiotviet.Page[T], batch)
+	fetchErr := make(chan error, 1)
+	go func() {
+		defer close(pages)
+		defer p.Close()
+		for p.Next(ctx) {
+			select {
+			case pages <- p.Page():
+			case <-ctx.Done():
+				fetchErr <- ctx.Err()
+				return
+			}
+		}
+		fetchErr <- p.Err()
+	}()
+	fail := func(err error) error {
+		cancel()
+		for range pages { // let the fetcher finish
+		}
+		return err
+	}
+	var next *kiotviet.Page[T] // a page taken from the queue that starts the next call
+	for {
+		var pgs []kiotviet.Page[T]
+		pgs, next = takeBatch(pages, next, batch)
+		if len(pgs) == 0 {
+			break
+		}
+		if err := apply(ctx, pgs); err != nil {
+			return fail(err)
+		}
+	}
+	return <-fetchErr
+}
+
+// takeBatch is the next call's pages: next (a page held back from the last call) or the next page to
+// arrive, then every page already waiting, up to batch, but not one with removed ids (returned as the
+// new next). No pages: the queue is closed and empty.
+func takeBatch[T any](pages <-chan kiotviet.Page[T], next *kiotviet.Page[T], batch int) ([]kiotviet.Page[T], *kiotviet.Page[T]) {
+	var pgs []kiotviet.Page[T]
+	if next != nil {
+		pgs = append(pgs, *next)
+	} else {
+		pg, ok := <-pages
+		if !ok {
+			return nil, nil
+		}
+		pgs = append(pgs, pg)
+	}
+	for len(pgs) < batch {
+		select {
+		case pg, ok := <-pages:
+			if !ok {
+				return pgs, nil
+			}
+			if len(pg.RemovedIDs) > 0 {
+				return pgs, &pg
+			}
+			pgs = append(pgs, pg)
+		default:
+			return pgs, nil
+		}
+	}
+	return pgs, nil
+}
+
 // plan decides a stream's mode: full when asked, when there is no cursor yet, or when the last full
 // reconcile is older than FullEvery; otherwise incremental from the cursor minus the overlap window (or
 // from the request's dateFrom).
@@ -641,14 +722,24 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 	started := r.e.cfg.Now()
 	cur := cursorTracker{overlap: r.e.cfg.Overlap, frozen: !r.req.DateFrom.IsZero() && !full}
 	total, read, disturbed := 0, 0, false
-	apply := func(ctx context.Context, pg kiotviet.Page[T]) error {
-		rows, dates := shape(pg.Items)
+	// apply writes consecutive pages in one call (one transaction): their rows in page order, the removed
+	// ids of the first (writeBatches never puts removals after rows), and the cursor earned by the last.
+	apply := func(ctx context.Context, pgs []kiotviet.Page[T]) error {
+		items := pgs[0].Items
+		if len(pgs) > 1 {
+			items = nil
+			for _, pg := range pgs {
+				items = append(items, pg.Items...)
+			}
+		}
+		rows, dates := shape(items)
 		for _, d := range dates {
 			if !d.Before(started) {
 				disturbed = true // modified while this pass paged
 			}
 		}
-		if len(pg.RemovedIDs) > 0 && full {
+		removed := pgs[0].RemovedIDs
+		if len(removed) > 0 && full {
 			disturbed = true // only the catch-up of a full pass reports removals
 		}
 		raw, err := json.Marshal(rows)
@@ -656,33 +747,36 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 			return err
 		}
 		a, err := applyPage(ctx, store.Page{RunID: r.id, CredentialID: r.req.CredentialID,
-			Rows: raw, RemovedIDs: pg.RemovedIDs, Cursor: cur.page(dates), Full: full})
+			Rows: raw, RemovedIDs: removed, Cursor: cur.page(dates), Full: full})
 		if err != nil {
 			return err
 		}
-		total = pg.Total
+		total = pgs[len(pgs)-1].Total
 		read += len(dates)
 		st.Count += len(dates)
-		st.Written += a.Written + a.Products + a.Inventory // every table the page changed
+		st.Written += a.Written + a.Products + a.Inventory // every table the pages changed
 		st.Deleted += a.Deleted
-		st.Pages++
-		r.addPage(len(dates), pg.Total)
+		st.Pages += len(pgs)
+		for _, pg := range pgs {
+			r.addPage(len(pg.Items), pg.Total)
+		}
 		return nil
 	}
-	if err := pump(ctx, list(r.listOptions(full, from)), apply); err != nil {
+	batch := r.e.cfg.WriteBatchPages
+	if err := writeBatches(ctx, list(r.listOptions(full, from)), batch, apply); err != nil {
 		return err
 	}
 	if !full {
 		if disturbed {
 			// once more over the same window: what a shift made the first pass skip is read now
-			if err := pump(ctx, list(r.listOptions(false, from)), apply); err != nil {
+			if err := writeBatches(ctx, list(r.listOptions(false, from)), batch, apply); err != nil {
 				return err
 			}
 		}
 	} else {
 		mainTotal, mainRead := total, read
 		// what changed while the pass paged, read as part of the pass (its ids count as seen)
-		if err := pump(ctx, list(r.listOptions(false, started.Add(-r.e.cfg.Overlap))), apply); err != nil {
+		if err := writeBatches(ctx, list(r.listOptions(false, started.Add(-r.e.cfg.Overlap))), batch, apply); err != nil {
 			return err
 		}
 		swept := false

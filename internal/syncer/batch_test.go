@@ -1,0 +1,86 @@
+package syncer
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kvsync/kvsync/internal/kiotviet"
+	"github.com/kvsync/kvsync/internal/kiotvietfake"
+)
+
+func fakeClient(t *testing.T, fake *kiotvietfake.Server) *kiotviet.Client {
+	srv := httptest.NewServer(fake.Handler())
+	t.Cleanup(srv.Close)
+	cfg := kiotviet.Config{TokenURL: srv.URL + kiotvietfake.TokenPath, APIURL: srv.URL, HTTPClient: srv.Client(), ReadConcurrency: 4}
+	return kiotviet.New(cfg, fake.Retailer(), kiotviet.NewTokenSource(cfg, fake.Credentials()))
+}
+
+// Pages that queue behind a busy writer are written together, in page order, up to the batch; every
+// page is written exactly once.
+func TestWriteBatchesTakesTheQueuedPagesInOneCall(t *testing.T) {
+	fake := kiotvietfake.New(kiotvietfake.Options{Products: 1000, RateLimitPerHour: -1})
+	c := fakeClient(t, fake)
+	var calls [][]int // offsets of the pages of each call
+	first := true
+	err := writeBatches(context.Background(), c.Products(kiotviet.ListOptions{OrderBy: "modifiedDate", OrderDirection: "Asc", ReadAhead: true}), 4,
+		func(_ context.Context, pgs []kiotviet.Page[kiotviet.Product]) error {
+			if first {
+				// a slow first write: wait until the reader has fetched the pages that queue behind it
+				first = false
+				deadline := time.Now().Add(10 * time.Second)
+				for fake.Counts()[kiotvietfake.ProductsPath] < 6 && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
+				}
+			}
+			var offs []int
+			for _, pg := range pgs {
+				offs = append(offs, pg.Offset)
+			}
+			calls = append(calls, offs)
+			return nil
+		})
+	require.NoError(t, err)
+	var all []int
+	most := 0
+	for _, offs := range calls {
+		all = append(all, offs...)
+		most = max(most, len(offs))
+	}
+	assert.Equal(t, []int{0, 100, 200, 300, 400, 500, 600, 700, 800, 900}, all, "every page once, in order")
+	assert.Greater(t, most, 1, "pages queued behind the first write went in one call: %v", calls)
+	assert.LessOrEqual(t, most, 4, "never more than the batch")
+}
+
+// A page with removed ids starts a call of its own: a removal must not be applied before the rows of an
+// earlier page it follows. A batch never takes more than its size.
+func TestTakeBatchStartsACallAtRemovals(t *testing.T) {
+	ch := make(chan kiotviet.Page[kiotviet.Product], 8)
+	for i := range 7 {
+		pg := kiotviet.Page[kiotviet.Product]{Offset: i * 100}
+		if i == 3 {
+			pg.RemovedIDs = []int64{1}
+		}
+		ch <- pg
+	}
+	close(ch)
+	var calls [][]int
+	var next *kiotviet.Page[kiotviet.Product]
+	for {
+		var pgs []kiotviet.Page[kiotviet.Product]
+		pgs, next = takeBatch(ch, next, 4)
+		if len(pgs) == 0 {
+			break
+		}
+		var offs []int
+		for _, pg := range pgs {
+			offs = append(offs, pg.Offset)
+		}
+		calls = append(calls, offs)
+	}
+	assert.Equal(t, [][]int{{0, 100, 200}, {300, 400, 500, 600}}, calls)
+}
