@@ -91,7 +91,17 @@ func runTick(ctx context.Context, pool *pgxpool.Pool, cfg Config, shops, limit i
 				callsMS = append(callsMS, d)
 				mu.Unlock()
 				if len(claims) == 0 {
-					return // nothing due that is not running: every shop has one schedule
+					// another dispatcher may hold the rest locked for a moment: stop once nothing
+					// claimable is left (every shop has one schedule, so a claimed one is running)
+					var left int
+					if err := p.QueryRow(ctx, claimable).Scan(&left); err != nil {
+						errs.Add(1)
+						continue
+					}
+					if left == 0 {
+						return
+					}
+					continue
 				}
 				claimed.Add(int64(len(claims)))
 			}
@@ -115,6 +125,12 @@ func runTick(ctx context.Context, pool *pgxpool.Pool, cfg Config, shops, limit i
 	_, err := pool.Exec(ctx, truncateAll)
 	return res, err
 }
+
+// claimable counts the due schedules of active credentials that have no running run.
+const claimable = `select count(*) from public.kiotviet_sync_schedules s
+	join public.kiotviet_credentials c on c.id = s.credential_id and c.is_active
+	where s.enabled and s.next_run_at <= now()
+	  and not exists (select from public.kiotviet_sync_logs l where l.credential_id = s.credential_id and l.status = 'running')`
 
 // countRuns is the duplicates (run rows beyond the first of a schedule) and the missed (schedules
 // without one) among $1 schedules.
