@@ -411,12 +411,12 @@ func TestHeartbeatPublishesProgressWithTotal(t *testing.T) {
 	runID, err := b.store.StartRun(ctx, b.credID, "products_full", "manual", "test", time.Minute, nil)
 	require.NoError(t, err)
 	var seen atomic.Pointer[syncer.Progress]
-	var productPages atomic.Int32
 	hook := func(r *http.Request) {
-		if r.URL.Path != "/products" || productPages.Add(1) != 4 {
+		if r.URL.Path != "/products" || r.URL.Query().Get("currentItem") != "300" || r.URL.Query().Get("lastModifiedFrom") != "" {
 			return
 		}
-		// hold page 4 until a heartbeat has published the pages before it
+		// hold page 4 (pages are read ahead, so by its offset, not by the order requests arrive) until a
+		// heartbeat has published the pages before it
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
 			var p syncer.Progress
