@@ -58,6 +58,9 @@ func listener(t *testing.T) (*httptest.Server, chan seen) {
 func TestNetHTTPPostSendsOnCommitOnly(t *testing.T) {
 	ctx := context.Background()
 	srv, got := listener(t)
+	// Exclusive: every committing test empties net's queue and responses first (testdb.Exclusive), which
+	// would take this test's response row from under it.
+	testdb.Exclusive(t)
 	conn := testdb.Conn(t)
 	post := `select net.http_post(url := $1, body := $2::jsonb,
 		headers := jsonb_build_object('Content-Type', 'application/json', 'Authorization', 'Bearer s3cret', 'X-Test', $3::text),
@@ -101,6 +104,9 @@ func TestNetHTTPPostSendsOnCommitOnly(t *testing.T) {
 func TestNetHTTPPostAsyncByDefault(t *testing.T) {
 	ctx := context.Background()
 	srv, got := listener(t)
+	// Exclusive: every committing test empties net's queue and responses first (testdb.Exclusive), which
+	// would take this test's response row from under it.
+	testdb.Exclusive(t)
 	conn := testdb.Conn(t)
 	var id int64
 	require.NoError(t, conn.QueryRow(ctx, `select net.http_post($1, '{"async": true}'::jsonb)`, srv.URL+"/async").Scan(&id))
