@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/redact"
-	"github.com/kvsync/kvsync/internal/store"
 )
 
 // Helpers the admin subcommands share: flag sets that print a usage text, terminal detection, tables and
@@ -167,15 +167,15 @@ func thousands[T int | int64](n T) string {
 // internal function it came from or SQL codes; a database that did not answer is said so, with what to
 // run. The original error stays wrapped (errors.Is / As).
 func dbError(cmd string, err error) error {
-	var se *store.Error
+	var se *errs.Error
 	if !errors.As(err, &se) {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
-	if se.SQLState == "" && se.Code == store.CodeInternal {
+	if se.SQLState == "" && se.Code == errs.Internal {
 		return &worded{fmt.Sprintf("%s: the database did not answer (%s): check DATABASE_URL and run 'kvsync doctor'", cmd,
 			oneLine(redact.String(se.Message), 200)), err}
 	}
-	if se.Code == store.CodeInternal {
+	if se.Code == errs.Internal {
 		return &worded{fmt.Sprintf("%s: the database refused it: %s (is every migration applied? 'kvsync doctor' checks)", cmd, se.Message), err}
 	}
 	return &worded{fmt.Sprintf("%s: %s", cmd, se.Message), err}

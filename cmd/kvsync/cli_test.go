@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/kiotvietfake"
 	"github.com/kvsync/kvsync/internal/secret"
-	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/internal/testdb"
 )
@@ -107,6 +107,9 @@ func TestCredentialsScheduleSyncStatusDispatch(t *testing.T) {
 	assert.Contains(t, out, "every 6h at 02:00")
 	_, _, err = b.cli(t, "", "schedule", "set", "--credential", id, "--type", "inventory", "--every", "0h")
 	require.ErrorContains(t, err, "between 1 and 168")
+	// An unknown credential breaks the schedule's foreign key: coded not found, said in words.
+	_, _, err = b.cli(t, "", "schedule", "set", "--credential", "00000000-0000-0000-0000-000000000000", "--type", "inventory", "--every", "6h")
+	require.ErrorContains(t, err, "no credential 00000000-0000-0000-0000-000000000000")
 
 	out = b.ok(t, "", "sync", "--credential", id, "--type", "products_full")
 	assert.Contains(t, out, "products")
@@ -542,11 +545,11 @@ func TestProgressText(t *testing.T) {
 // CLI errors from the database are in words: the rule, never the internal function or SQL codes; a
 // database that does not answer is said so, with what to run.
 func TestDatabaseErrorsAreWorded(t *testing.T) {
-	err := dbError("sync", &store.Error{Func: "kiotviet_start_run", Code: store.CodeInvalid, SQLState: "22023",
+	err := dbError("sync", &errs.Error{Op: "kiotviet_start_run", Code: errs.Invalid, SQLState: "22023",
 		Message: "syncType must be one of categories, products"})
 	assert.Equal(t, "sync: syncType must be one of categories, products", err.Error())
-	assert.Equal(t, store.CodeInvalid, store.CodeOf(err), "the store error stays wrapped")
-	err = dbError("status", &store.Error{Func: "kiotviet_status", Code: store.CodeInternal, Message: "dial tcp 127.0.0.1:1: connect: connection refused"})
+	assert.Equal(t, errs.Invalid, errs.CodeOf(err), "the store error stays wrapped")
+	err = dbError("status", &errs.Error{Op: "kiotviet_status", Code: errs.Internal, Message: "dial tcp 127.0.0.1:1: connect: connection refused"})
 	assert.Contains(t, err.Error(), "status: the database did not answer")
 	assert.Contains(t, err.Error(), "kvsync doctor")
 	assert.NotContains(t, err.Error(), "kiotviet_status")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
 )
@@ -83,12 +84,13 @@ func credentialsAdd(ctx context.Context, e env) error {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	id, err := syncer.Connect(cctx, a.store, a.keys, a.kiotviet, syncer.Connection{Retailer: *retailer, ClientID: *clientID, ClientSecret: sec})
-	switch {
-	case errors.Is(err, syncer.ErrRejected):
-		return fmt.Errorf("credentials add: %w: check the retailer name, client id and secret (KiotViet: Settings > API connection)", err)
-	case errors.Is(err, syncer.ErrUnreachable):
-		return fmt.Errorf("credentials add: %w: check the network and KIOTVIET_TOKEN_URL / KIOTVIET_API_URL (now %s, %s)", err, a.cfg.TokenURL, a.cfg.APIURL)
-	case err != nil:
+	if err != nil {
+		switch errs.CodeOf(err) {
+		case errs.Invalid:
+			return fmt.Errorf("credentials add: %w: check the retailer name, client id and secret (KiotViet: Settings > API connection)", err)
+		case errs.Upstream:
+			return fmt.Errorf("credentials add: %w: check the network and KIOTVIET_TOKEN_URL / KIOTVIET_API_URL (now %s, %s)", err, a.cfg.TokenURL, a.cfg.APIURL)
+		}
 		return dbError("credentials add", err)
 	}
 	fmt.Fprintf(e.stderr, "KiotViet accepted the connection for %s; saved as the active credential:\n", strings.TrimSpace(*retailer))
@@ -178,7 +180,7 @@ func credentialsDeactivate(ctx context.Context, e env) error {
 	defer cancel()
 	ok, err := a.store.DeactivateCredential(qctx, id)
 	if err != nil {
-		if store.CodeOf(err) == store.CodeInvalid {
+		if errs.CodeOf(err) == errs.Invalid {
 			return fmt.Errorf("credentials deactivate: %q is not a credential id (a UUID): see 'kvsync credentials list'", id)
 		}
 		return dbError("credentials deactivate", err)

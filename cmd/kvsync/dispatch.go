@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/kvsync/kvsync/internal/dispatch"
-	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/errs"
 )
 
 func cmdDispatch(ctx context.Context, e env) error {
@@ -130,8 +130,7 @@ func runStatus(r dispatch.RunResult) (string, string) {
 		if msg == "" {
 			msg = r.Err.Error()
 		}
-		var se *store.Error
-		if errors.As(r.Err, &se) && se.Code == store.CodeConflict {
+		if errs.CodeOf(r.Err) == errs.Conflict {
 			msg = "the credential was already syncing: " + msg
 		}
 	}

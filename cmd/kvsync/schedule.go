@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
 )
@@ -93,7 +94,7 @@ func scheduleID(fs *flag.FlagSet, args []string) (string, error) {
 // scheduleError says what went wrong in words, and what to do: never SQL, a constraint's or a
 // function's name.
 func scheduleError(sub, id string, err error) error {
-	var se *store.Error
+	var se *errs.Error
 	if !errors.As(err, &se) {
 		return fmt.Errorf("schedule %s: %w", sub, err)
 	}
@@ -108,21 +109,21 @@ func scheduleError(sub, id string, err error) error {
 	case strings.Contains(msg, "unknown time zone"):
 		return fmt.Errorf("schedule %s: --timezone: %s: use an IANA name such as Asia/Ho_Chi_Minh or Europe/Paris", sub,
 			strings.TrimPrefix(msg, "kiotviet_sync_schedules.timezone: "))
-	case se.Code == store.CodeNotFound && strings.HasPrefix(msg, "credential"):
+	case se.Code == errs.NotFound && strings.HasPrefix(msg, "credential"):
 		return fmt.Errorf("schedule %s: no credential %s: see 'kvsync credentials list'", sub, id)
-	case se.Code == store.CodeNotFound:
+	case se.Code == errs.NotFound:
 		return fmt.Errorf("schedule %s: no schedule %s: see 'kvsync schedule list'", sub, id)
 	case se.SQLState == "23503":
 		return fmt.Errorf("schedule %s: no credential %s: see 'kvsync credentials list'", sub, id)
-	case se.Code == store.CodeState && strings.Contains(msg, "paused"):
+	case se.Code == errs.State && strings.Contains(msg, "paused"):
 		return fmt.Errorf("schedule %s: %s; resume it first: kvsync schedule resume %s", sub, msg, id)
-	case se.Code == store.CodeState && strings.Contains(msg, "switched off"):
+	case se.Code == errs.State && strings.Contains(msg, "switched off"):
 		return fmt.Errorf("schedule %s: %s: switch it on first: kvsync schedule set … --enabled", sub, msg)
-	case se.Code == store.CodeState && strings.Contains(msg, "not active"):
+	case se.Code == errs.State && strings.Contains(msg, "not active"):
 		return fmt.Errorf("schedule %s: %s: save the KiotViet connection again ('kvsync credentials add')", sub, msg)
-	case se.Code == store.CodeInvalid && strings.Contains(msg, "give its frequency"):
+	case se.Code == errs.Invalid && strings.Contains(msg, "give its frequency"):
 		return fmt.Errorf("schedule %s: %s: add --every hourly, daily or Nh", sub, msg)
-	case se.Code == store.CodeInvalid, se.Code == store.CodeState, se.Code == store.CodeConflict:
+	case se.Code == errs.Invalid, se.Code == errs.State, se.Code == errs.Conflict:
 		return fmt.Errorf("schedule %s: %s", sub, msg)
 	}
 	return dbError("schedule "+sub, err)
@@ -276,7 +277,7 @@ func findSchedule(ctx context.Context, st *store.Store, id string) (store.Schedu
 			return r, nil
 		}
 	}
-	return store.ScheduleStatus{}, &store.Error{Code: store.CodeNotFound, Message: "schedule " + id + " does not exist"}
+	return store.ScheduleStatus{}, &errs.Error{Code: errs.NotFound, Message: "schedule " + id + " does not exist"}
 }
 
 func scheduleRun(ctx context.Context, e env) error {

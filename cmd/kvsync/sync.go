@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
@@ -188,12 +189,12 @@ func printStreams(w io.Writer, res syncer.Result) {
 
 // syncStartError explains why a run could not start.
 func syncStartError(credID string, err error) error {
-	switch store.CodeOf(err) {
-	case store.CodeNotFound:
+	switch errs.CodeOf(err) {
+	case errs.NotFound:
 		return fmt.Errorf("sync: no credential %s: see 'kvsync credentials list'", credID)
-	case store.CodeConflict:
+	case errs.Conflict:
 		return fmt.Errorf("sync: credential %s is already syncing: wait for that run to end ('kvsync status')", credID)
-	case store.CodeState:
+	case errs.State:
 		return fmt.Errorf("sync: credential %s is not active: add the connection again ('kvsync credentials add') or use the active one", credID)
 	}
 	return dbError("sync", err)

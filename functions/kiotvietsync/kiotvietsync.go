@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvsync/kvsync/internal/auth"
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/httpx"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/redact"
@@ -63,7 +64,7 @@ func Authorize(ctx context.Context, a Authenticator, admins Admins, r *http.Requ
 		return c, err
 	}
 	if !ok {
-		return c, httpx.Errorf(http.StatusForbidden, "only an admin may do this")
+		return c, errs.E(errs.Forbidden, "only an admin may do this")
 	}
 	return c, nil
 }
@@ -86,18 +87,18 @@ func toSync(q wire.SyncRequest, caller auth.Caller) (syncer.Request, error) {
 	}
 	switch {
 	case req.CredentialID == "":
-		return req, httpx.Errorf(http.StatusBadRequest, "credentialId is required")
+		return req, errs.E(errs.Invalid, "credentialId is required")
 	case !uuidRE.MatchString(req.CredentialID):
-		return req, httpx.Errorf(http.StatusBadRequest, "credentialId must be a UUID")
+		return req, errs.E(errs.Invalid, "credentialId must be a UUID")
 	case req.SyncType == "":
-		return req, httpx.Errorf(http.StatusBadRequest, "syncType is required")
+		return req, errs.E(errs.Invalid, "syncType is required")
 	}
 	if _, ok := syncer.SyncTypes[req.SyncType]; !ok {
-		return req, httpx.Errorf(http.StatusBadRequest, "syncType must be one of categories, products, inventory, products_full, attributes, all")
+		return req, errs.E(errs.Invalid, "syncType must be one of categories, products, inventory, products_full, attributes, all")
 	}
 	if q.Options.PageSize != nil {
 		if *q.Options.PageSize == 0 || !kiotviet.PageSizeOK(*q.Options.PageSize) {
-			return req, httpx.Errorf(http.StatusBadRequest, "options.pageSize must be a whole number from %d to %d",
+			return req, errs.E(errs.Invalid, "options.pageSize must be a whole number from %d to %d",
 				kiotviet.MinPageSize, kiotviet.MaxPageSize)
 		}
 		req.PageSize = *q.Options.PageSize
@@ -105,16 +106,16 @@ func toSync(q wire.SyncRequest, caller auth.Caller) (syncer.Request, error) {
 	if q.Options.DateFrom != "" {
 		t, err := parseDate(q.Options.DateFrom)
 		if err != nil {
-			return req, httpx.Errorf(http.StatusBadRequest, "options.dateFrom must be an ISO date or date-time")
+			return req, errs.E(errs.Invalid, "options.dateFrom must be an ISO date or date-time")
 		}
 		req.DateFrom = t
 	}
 	if q.RunID != "" {
 		if !caller.IsService() {
-			return req, httpx.Errorf(http.StatusForbidden, "runId is for the dispatcher only")
+			return req, errs.E(errs.Forbidden, "runId is for the dispatcher only")
 		}
 		if !uuidRE.MatchString(q.RunID) {
-			return req, httpx.Errorf(http.StatusBadRequest, "runId must be a UUID")
+			return req, errs.E(errs.Invalid, "runId must be a UUID")
 		}
 		req.RunID, req.Trigger = q.RunID, "cron"
 	}
@@ -131,7 +132,7 @@ func parseDate(s string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, httpx.Errorf(http.StatusBadRequest, "bad date")
+	return time.Time{}, errs.E(errs.Invalid, "bad date")
 }
 
 // Handler serves POST /functions/v1/kiotviet-sync. It answers after the run's log row is final:
@@ -173,7 +174,7 @@ func Handler(d Deps) http.Handler {
 			httpx.JSON(w, http.StatusOK, body)
 		case "failed":
 			body.Error = &res.Error
-			httpx.JSON(w, http.StatusBadGateway, body)
+			httpx.JSON(w, httpx.StatusFor(errs.Upstream), body) // the run failed on KiotViet
 		default: // partial, skipped
 			body.Error = &res.Error
 			httpx.JSON(w, http.StatusOK, body)

@@ -2,11 +2,11 @@ package kiotvietsync
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
 
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/httpx"
 	"github.com/kvsync/kvsync/internal/syncer"
 )
@@ -34,7 +34,7 @@ func decodeSaveToken(w http.ResponseWriter, r *http.Request) (syncer.Connection,
 	}
 	for _, f := range []struct{ name, v string }{{"retailerName", q.RetailerName}, {"clientId", q.ClientID}, {"clientSecret", q.ClientSecret}} {
 		if strings.TrimSpace(f.v) == "" {
-			return syncer.Connection{}, httpx.Errorf(http.StatusBadRequest, "%s is required", f.name)
+			return syncer.Connection{}, errs.E(errs.Invalid, "%s is required", f.name)
 		}
 	}
 	return syncer.Connection{Retailer: q.RetailerName, ClientID: q.ClientID, ClientSecret: q.ClientSecret}, nil
@@ -62,7 +62,7 @@ func SaveTokenHandler(d SaveTokenDeps) http.Handler {
 			return
 		}
 		if caller.IsService() || caller.UserID == "" {
-			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusForbidden,
+			httpx.WriteError(w, r, log, errs.E(errs.Forbidden,
 				"save-kiotviet-token takes a signed-in admin's token only; the cron secret and service keys may start syncs but never replace a shop's KiotViet connection"))
 			return
 		}
@@ -74,15 +74,7 @@ func SaveTokenHandler(d SaveTokenDeps) http.Handler {
 		uid := caller.UserID
 		conn.UserID = &uid
 		id, err := d.Connect(context.WithoutCancel(r.Context()), conn)
-		switch {
-		case errors.Is(err, syncer.ErrRejected):
-			httpx.WriteError(w, r, log, &httpx.Error{Status: http.StatusBadRequest,
-				Message: "KiotViet rejected the retailer name, client id or client secret", Err: err})
-			return
-		case errors.Is(err, syncer.ErrUnreachable):
-			httpx.WriteError(w, r, log, &httpx.Error{Status: http.StatusBadGateway, Message: "KiotViet could not be reached; try again", Err: err})
-			return
-		case err != nil:
+		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return
 		}

@@ -6,13 +6,13 @@ package schedulesync
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/dispatch"
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/httpx"
 	"github.com/kvsync/kvsync/internal/wire"
 )
@@ -49,7 +49,7 @@ func Handler(d Ticker, a Authenticator, log *slog.Logger) http.Handler {
 			return
 		}
 		if !caller.IsService() {
-			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusForbidden, "only the cron secret or the service role may dispatch"))
+			httpx.WriteError(w, r, log, errs.E(errs.Forbidden, "only the cron secret or the service role may dispatch"))
 			return
 		}
 		q, limit, err := decodeDispatch(w, r)
@@ -60,11 +60,7 @@ func Handler(d Ticker, a Authenticator, log *slog.Logger) http.Handler {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
 		tick, err := d.Tick(ctx, limit)
 		cancel()
-		if errors.Is(err, dispatch.ErrClosed) {
-			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusServiceUnavailable, "shutting down"))
-			return
-		}
-		if err != nil {
+		if err != nil { // dispatch.ErrClosed is coded unavailable (503)
 			httpx.WriteError(w, r, log, err)
 			return
 		}
@@ -111,7 +107,7 @@ func decodeDispatch(w http.ResponseWriter, r *http.Request) (wire.DispatchReques
 		return q, 0, nil
 	}
 	if *q.Limit < 1 || *q.Limit > 1000 {
-		return q, 0, httpx.Errorf(http.StatusBadRequest, "limit must be a whole number from 1 to 1000")
+		return q, 0, errs.E(errs.Invalid, "limit must be a whole number from 1 to 1000")
 	}
 	return q, *q.Limit, nil
 }

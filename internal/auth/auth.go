@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
+
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -86,30 +88,19 @@ var ErrUnauthenticated = errors.New("unauthenticated")
 // and no cached key fits). Map it to 503: the caller may be legitimate and should retry.
 var ErrUnavailable = errors.New("authentication temporarily unavailable")
 
-// Error is the error Authenticate returns. Message is safe to send to the caller; Error() adds
-// the internal cause for logs. Neither ever contains a token, key or secret.
-type Error struct {
-	kind    error
-	Message string
-	cause   error
-}
-
-// Error is the log line: the safe message plus the internal cause.
-func (e *Error) Error() string {
-	if e.cause != nil {
-		return "auth: " + e.Message + ": " + e.cause.Error()
-	}
-	return "auth: " + e.Message
-}
-
-// Is makes errors.Is(err, ErrUnauthenticated) / ErrUnavailable work.
-func (e *Error) Is(target error) bool { return target == e.kind }
-
-// Unwrap exposes the internal cause (a jwt or network error) to errors.Is/As.
-func (e *Error) Unwrap() error { return e.cause }
-
+// refuse is every refusal Authenticate returns: an *errs.Error coded Unauthorized (401) whose message
+// is safe to send to the caller and whose cause (wrapping ErrUnauthenticated) is for logs. Neither ever
+// contains a token, key or secret.
 func refuse(msg string, cause error) error {
-	return &Error{kind: ErrUnauthenticated, Message: msg, cause: cause}
+	return &errs.Error{Code: errs.Unauthorized, Op: "auth", Message: msg, Err: causeOf(ErrUnauthenticated, cause)}
+}
+
+// causeOf wraps an internal cause under its sentinel, so errors.Is finds both.
+func causeOf(kind, cause error) error {
+	if cause == nil {
+		return kind
+	}
+	return fmt.Errorf("%w: %w", kind, cause)
 }
 
 // Defaults used when the matching Config field is zero.
@@ -359,7 +350,8 @@ func (a *Authenticator) fromJWT(ctx context.Context, tok string) (Caller, error)
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued), errors.Is(err, jwt.ErrTokenNotValidYet):
 		return Caller{}, refuse("token is not valid yet (iat or nbf in the future)", err)
 	case errors.Is(err, ErrUnavailable):
-		return Caller{}, &Error{kind: ErrUnavailable, Message: "cannot verify tokens right now", cause: err}
+		// err already wraps ErrUnavailable. The caller may be legitimate: 503, retry.
+		return Caller{}, &errs.Error{Code: errs.Unavailable, Op: "auth", Message: "cannot verify tokens right now", Err: err}
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return Caller{}, refuse("token expired", err)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && claims["exp"] == nil:

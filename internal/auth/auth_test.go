@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
+
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -113,9 +115,9 @@ func wantRefused(t *testing.T, a *Authenticator, r *http.Request, wantMsg string
 	if !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("got caller %+v, err %v; want ErrUnauthenticated", c, err)
 	}
-	var ae *Error
-	if !errors.As(err, &ae) {
-		t.Fatalf("error %T is not *auth.Error", err)
+	var ae *errs.Error
+	if !errors.As(err, &ae) || ae.Code != errs.Unauthorized {
+		t.Fatalf("error %T %v is not an *errs.Error coded unauthorized", err, err)
 	}
 	if wantMsg != "" && !strings.Contains(ae.Message, wantMsg) {
 		t.Fatalf("message %q, want it to mention %q", ae.Message, wantMsg)

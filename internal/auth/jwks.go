@@ -9,13 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kvsync/kvsync/internal/redact"
 	"io"
 	"math/big"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kvsync/kvsync/internal/redact"
 )
 
 // maxJWKSBody bounds what a (possibly hostile or broken) JWKS endpoint can make kvsync read.

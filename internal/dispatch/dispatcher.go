@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
 )
@@ -78,7 +79,7 @@ type Dispatcher struct {
 }
 
 // ErrClosed is returned by Tick after Shutdown began.
-var ErrClosed = errors.New("the dispatcher is shutting down")
+var ErrClosed = &errs.Error{Code: errs.Unavailable, Op: "dispatch", Message: "shutting down"}
 
 // New applies defaults; it panics on a missing Store or Runner (a programming error).
 func New(cfg Config) *Dispatcher {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/kvsync/kvsync/internal/errs"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -18,7 +20,7 @@ type failingRescue struct{ store.PG }
 
 func (f failingRescue) Call(ctx context.Context, fn string, args []store.Arg, set bool) (json.RawMessage, error) {
 	if fn == "kiotviet_rescue_expired" {
-		return nil, &store.Error{Func: fn, Code: store.CodeInternal, Message: "integer out of range"}
+		return nil, &errs.Error{Op: fn, Code: errs.Internal, Message: "integer out of range"}
 	}
 	return f.PG.Call(ctx, fn, args, set)
 }

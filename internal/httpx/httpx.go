@@ -6,7 +6,6 @@ package httpx
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,62 +15,42 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kvsync/kvsync/internal/auth"
-	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/wire"
 )
 
 // MaxBody is the largest request body accepted; a larger one gets 413.
 const MaxBody = 1 << 20
 
-// Error is an error with the HTTP status it should get and a message safe to show the caller.
-type Error struct {
-	Status  int
-	Message string
-	Err     error // logged, never shown
+// statuses is the one mapping from an error's code to an HTTP status. A code missing here is a 500.
+var statuses = map[errs.Code]int{
+	errs.Invalid:          http.StatusBadRequest,
+	errs.Unauthorized:     http.StatusUnauthorized,
+	errs.Forbidden:        http.StatusForbidden,
+	errs.NotFound:         http.StatusNotFound,
+	errs.MethodNotAllowed: http.StatusMethodNotAllowed,
+	errs.Conflict:         http.StatusConflict,
+	errs.State:            http.StatusConflict,
+	errs.TooLarge:         http.StatusRequestEntityTooLarge,
+	errs.Timeout:          http.StatusRequestTimeout,
+	errs.Internal:         http.StatusInternalServerError,
+	errs.Upstream:         http.StatusBadGateway,
+	errs.Unavailable:      http.StatusServiceUnavailable,
 }
 
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Message + ": " + e.Err.Error()
+// StatusFor is the HTTP status of a code (for a reply that is not an error body, such as a failed
+// run's result: errs.Upstream).
+func StatusFor(code errs.Code) int {
+	if s, ok := statuses[code]; ok {
+		return s
 	}
-	return e.Message
+	return http.StatusInternalServerError
 }
 
-func (e *Error) Unwrap() error { return e.Err }
-
-// Errorf makes an *Error with a status.
-func Errorf(status int, format string, args ...any) *Error {
-	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
-}
-
-// Status maps an error to its HTTP status and the message to show. This is the only place that does:
-// bad input 400, no or bad credentials 401, not allowed 403, unknown 404, conflict 409, KiotViet 502;
-// anything unexpected is 500 with a generic message (the details go to the log only).
+// Status maps an error to its HTTP status and the message to show: anything that is not an
+// *errs.Error, or is coded internal, is 500 with a generic message (the details go to the log only).
 func Status(err error) (int, string) {
-	var he *Error
-	if errors.As(err, &he) {
-		return he.Status, he.Message
-	}
-	var ae *auth.Error
-	if errors.As(err, &ae) {
-		if errors.Is(err, auth.ErrUnavailable) {
-			return http.StatusServiceUnavailable, ae.Message
-		}
-		return http.StatusUnauthorized, ae.Message
-	}
-	var se *store.Error
-	if errors.As(err, &se) {
-		switch se.Code {
-		case store.CodeInvalid:
-			return http.StatusBadRequest, se.Message
-		case store.CodeNotFound:
-			return http.StatusNotFound, se.Message
-		case store.CodeConflict, store.CodeState:
-			return http.StatusConflict, se.Message
-		}
-	}
-	return http.StatusInternalServerError, "internal error"
+	return StatusFor(errs.CodeOf(err)), errs.MessageOf(err)
 }
 
 // WriteError replies {success:false, error} with the error's status, and logs what is not the caller's
@@ -114,13 +93,13 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", MaxBody)
+			return errs.E(errs.TooLarge, "request body is larger than %d bytes", MaxBody)
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return &Error{Status: http.StatusRequestTimeout, Message: "the request body did not arrive in time", Err: err}
+			return errs.Wrap(errs.Timeout, err, "the request body did not arrive in time")
 		}
-		return Errorf(http.StatusBadRequest, "could not read the request body")
+		return errs.E(errs.Invalid, "could not read the request body")
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		body = []byte("{}")
@@ -129,11 +108,11 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			if te.Field == "" {
-				return Errorf(http.StatusBadRequest, "the request body must be a JSON object")
+				return errs.E(errs.Invalid, "the request body must be a JSON object")
 			}
-			return Errorf(http.StatusBadRequest, "%s must be %s", te.Field, inWords(te.Type))
+			return errs.E(errs.Invalid, "%s must be %s", te.Field, inWords(te.Type))
 		}
-		return Errorf(http.StatusBadRequest, "request body is not valid JSON")
+		return errs.E(errs.Invalid, "request body is not valid JSON")
 	}
 	return nil
 }
@@ -144,7 +123,7 @@ func Method(w http.ResponseWriter, r *http.Request, log *slog.Logger, allowed ..
 		return true
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	WriteError(w, r, log, Errorf(http.StatusMethodNotAllowed, "method %s is not allowed", r.Method))
+	WriteError(w, r, log, errs.E(errs.MethodNotAllowed, "method %s is not allowed", r.Method))
 	return false
 }
 

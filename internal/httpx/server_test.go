@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -30,7 +32,7 @@ func serveBounded(t *testing.T, l httpx.Limits, long chan struct{}) string {
 		httpx.JSON(w, http.StatusOK, map[string]any{"ok": true})
 	})
 	mux.HandleFunc("POST /refuse", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteError(w, r, log, httpx.Errorf(http.StatusUnauthorized, "missing credentials"))
+		httpx.WriteError(w, r, log, errs.E(errs.Unauthorized, "missing credentials"))
 	})
 	mux.HandleFunc("POST /decode", func(w http.ResponseWriter, r *http.Request) {
 		var v map[string]any

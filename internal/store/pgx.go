@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/kvsync/kvsync/internal/errs"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -24,13 +26,13 @@ var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 // PostgREST, and returns the result as JSON.
 func (p PG) Call(ctx context.Context, fn string, args []Arg, set bool) (json.RawMessage, error) {
 	if !identifier.MatchString(fn) {
-		return nil, &Error{Func: fn, Code: CodeInvalid, Message: "not a function name"}
+		return nil, &errs.Error{Op: fn, Code: errs.Invalid, Message: "not a function name"}
 	}
 	names := make([]string, len(args))
 	values := make([]any, len(args))
 	for i, a := range args {
 		if !identifier.MatchString(a.Name) {
-			return nil, &Error{Func: fn, Code: CodeInvalid, Message: "not an argument name: " + a.Name}
+			return nil, &errs.Error{Op: fn, Code: errs.Invalid, Message: "not an argument name: " + a.Name}
 		}
 		names[i] = fmt.Sprintf("%s => $%d", a.Name, i+1)
 		values[i] = a.Value
@@ -53,8 +55,7 @@ func (p PG) Call(ctx context.Context, fn string, args []Arg, set bool) (json.Raw
 func pgError(fn string, err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return &Error{Func: fn, Code: codeForState(pe.Code), SQLState: pe.Code, Message: pe.Message,
-			Constraint: pe.ConstraintName, Err: err}
+		return sqlError(fn, pe.Code, pe.ConstraintName, pe.Message, err)
 	}
-	return &Error{Func: fn, Code: CodeInternal, Message: err.Error(), Err: err}
+	return &errs.Error{Op: fn, Code: errs.Internal, Message: err.Error(), Err: err}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
+
 	postgrest "github.com/supabase-community/postgrest-go"
 )
 
@@ -76,7 +78,7 @@ func NewPostgREST(supabaseURL, serviceKey string, httpClient *http.Client) (*Pos
 // the scalar's JSON, or for set true the rows as an array of objects ([] when there are none).
 func (p *PostgREST) Call(ctx context.Context, fn string, args []Arg, set bool) (json.RawMessage, error) {
 	if !identifier.MatchString(fn) {
-		return nil, &Error{Func: fn, Code: CodeInvalid, Message: "not a function name"}
+		return nil, &errs.Error{Op: fn, Code: errs.Invalid, Message: "not a function name"}
 	}
 	body, err := rpcBody(fn, args)
 	if err != nil {
@@ -112,7 +114,7 @@ func (p *PostgREST) Call(ctx context.Context, fn string, args []Arg, set bool) (
 		return json.RawMessage(`null`), nil // a void function: 204 No Content
 	}
 	if !json.Valid(raw) {
-		return nil, &Error{Func: fn, Code: CodeInternal,
+		return nil, &errs.Error{Op: fn, Code: errs.Internal,
 			Message: fmt.Sprintf("PostgREST answered HTTP %d with a body that is not JSON", resp.StatusCode)}
 	}
 	return json.RawMessage(raw), nil
@@ -128,10 +130,10 @@ func rpcBody(fn string, args []Arg) ([]byte, error) {
 	b.WriteByte('{')
 	for i, a := range args {
 		if !identifier.MatchString(a.Name) {
-			return nil, &Error{Func: fn, Code: CodeInvalid, Message: "not an argument name: " + a.Name}
+			return nil, &errs.Error{Op: fn, Code: errs.Invalid, Message: "not an argument name: " + a.Name}
 		}
 		if seen[a.Name] {
-			return nil, &Error{Func: fn, Code: CodeInvalid, Message: "argument given twice: " + a.Name}
+			return nil, &errs.Error{Op: fn, Code: errs.Invalid, Message: "argument given twice: " + a.Name}
 		}
 		seen[a.Name] = true
 		if i > 0 {
@@ -143,7 +145,7 @@ func rpcBody(fn string, args []Arg) ([]byte, error) {
 			v = nil
 		}
 		if err := enc.Encode(v); err != nil {
-			return nil, &Error{Func: fn, Code: CodeInvalid, Message: "encode argument " + a.Name + ": " + err.Error(), Err: err}
+			return nil, &errs.Error{Op: fn, Code: errs.Invalid, Message: "encode argument " + a.Name + ": " + err.Error(), Err: err}
 		}
 		b.Truncate(b.Len() - 1) // Encode's newline
 	}
@@ -167,33 +169,33 @@ var (
 )
 
 // httpError maps a non-2xx answer. A PostgreSQL error (a five-character SQLSTATE in code) becomes the
-// same *Error pgx gives: the class from codeForState, the database's message, and the constraint when
+// same *errs.Error pgx gives: the code from sqlError, the database's message, and the constraint when
 // the message names one. Anything else (PGRST… codes such as PGRST301 for a bad JWT or PGRST202 for an
-// unknown function, a gateway's JSON, an HTML page) is CodeInternal with the HTTP status.
+// unknown function, a gateway's JSON, an HTML page) is errs.Internal with the HTTP status.
 func (p *PostgREST) httpError(fn string, status int, raw []byte) error {
 	var pe postgrestError
 	if err := json.Unmarshal(raw, &pe); err != nil {
-		return &Error{Func: fn, Code: CodeInternal,
+		return &errs.Error{Op: fn, Code: errs.Internal,
 			Message: fmt.Sprintf("PostgREST answered HTTP %d %s with a body that is not JSON", status, http.StatusText(status))}
 	}
 	msg := firstNonEmpty(pe.Message, pe.Msg, pe.Error, http.StatusText(status))
 	if sqlState.MatchString(pe.Code) {
-		e := &Error{Func: fn, Code: codeForState(pe.Code), SQLState: pe.Code, Message: p.redact(msg)}
+		constraint := ""
 		if m := constraintInText.FindStringSubmatch(pe.Message); m != nil {
-			e.Constraint = m[1]
+			constraint = m[1]
 		}
-		return e
+		return sqlError(fn, pe.Code, constraint, p.redact(msg), nil)
 	}
 	text := fmt.Sprintf("PostgREST answered HTTP %d", status)
 	if pe.Code != "" {
 		text += " (" + pe.Code + ")"
 	}
-	return &Error{Func: fn, Code: CodeInternal, Message: p.redact(text + ": " + msg)}
+	return &errs.Error{Op: fn, Code: errs.Internal, Message: p.redact(text + ": " + msg)}
 }
 
 // fail wraps a transport failure; a cancelled or expired context stays reachable with errors.Is.
 func (p *PostgREST) fail(fn, what string, err error) error {
-	e := &Error{Func: fn, Code: CodeInternal, Message: p.redact(what + ": " + err.Error()), Err: err}
+	e := &errs.Error{Op: fn, Code: errs.Internal, Message: p.redact(what + ": " + err.Error()), Err: err}
 	if p.key != "" && strings.Contains(err.Error(), p.key) {
 		e.Err = errors.New(e.Message)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -221,7 +223,7 @@ func TestPostgRESTTypedMethods(t *testing.T) {
 
 		_, err = s.Credential(ctx, "55555555-5555-5555-5555-555555555555")
 		require.Error(t, err)
-		assert.Equal(t, store.CodeNotFound, store.CodeOf(err), "an empty set is an unknown credential")
+		assert.Equal(t, errs.NotFound, errs.CodeOf(err), "an empty set is an unknown credential")
 	})
 
 	t.Run("Heartbeat", func(t *testing.T) {
@@ -313,7 +315,7 @@ func TestPostgRESTResultBytes(t *testing.T) {
 	}
 	_, err := pg.Call(ctx, "not_json", nil, false)
 	require.Error(t, err)
-	assert.Equal(t, store.CodeInternal, store.CodeOf(err))
+	assert.Equal(t, errs.Internal, errs.CodeOf(err))
 }
 
 func TestPostgRESTErrorMapping(t *testing.T) {
@@ -321,7 +323,7 @@ func TestPostgRESTErrorMapping(t *testing.T) {
 		name       string
 		status     int
 		body       string
-		code       store.Code
+		code       errs.Code
 		sqlState   string
 		constraint string
 		contains   string
@@ -329,36 +331,36 @@ func TestPostgRESTErrorMapping(t *testing.T) {
 		{"unique violation", 409,
 			`{"code":"23505","details":"Key (credential_id)=(33333333-3333-3333-3333-333333333333) already exists.","hint":null,` +
 				`"message":"duplicate key value violates unique constraint \"kiotviet_sync_logs_one_running\""}`,
-			store.CodeConflict, "23505", "kiotviet_sync_logs_one_running", "duplicate key value"},
+			errs.Conflict, "23505", "kiotviet_sync_logs_one_running", "duplicate key value"},
 		{"already syncing", 409,
 			`{"code":"23505","details":null,"hint":null,"message":"credential 33333333-3333-3333-3333-333333333333 is already syncing (run 44444444-4444-4444-4444-444444444444)"}`,
-			store.CodeConflict, "23505", "", "is already syncing"},
+			errs.Conflict, "23505", "", "is already syncing"},
 		{"unknown credential", 400,
 			`{"code":"P0002","details":null,"hint":null,"message":"credential 5 does not exist"}`,
-			store.CodeNotFound, "P0002", "", "does not exist"},
+			errs.NotFound, "P0002", "", "does not exist"},
 		{"invalid input", 400,
 			`{"code":"22023","details":null,"hint":null,"message":"syncType must be one of categories, products"}`,
-			store.CodeInvalid, "22023", "", "syncType must be one of"},
+			errs.Invalid, "22023", "", "syncType must be one of"},
 		{"check violation", 400,
 			`{"code":"23514","details":"Failing row contains (...).","hint":null,"message":"new row for relation \"kiotviet_sync_schedules\" violates check constraint \"custom_interval_hours_range\""}`,
-			store.CodeInvalid, "23514", "custom_interval_hours_range", "violates check constraint"},
+			errs.Invalid, "23514", "custom_interval_hours_range", "violates check constraint"},
 		{"inactive", 400,
 			`{"code":"55000","details":null,"hint":"Save the KiotViet connection again.","message":"credential 5 is not active"}`,
-			store.CodeState, "55000", "", "is not active"},
+			errs.State, "55000", "", "is not active"},
 		{"bad JWT", 401,
 			`{"code":"PGRST301","details":null,"hint":null,"message":"JWSError JWSInvalidSignature"}`,
-			store.CodeInternal, "", "", "401"},
+			errs.Internal, "", "", "401"},
 		{"gateway key check", 401, `{"message":"Invalid API key"}`,
-			store.CodeInternal, "", "", "Invalid API key"},
+			errs.Internal, "", "", "Invalid API key"},
 		{"no permission", 403,
 			`{"code":"42501","details":null,"hint":null,"message":"permission denied for function kiotviet_claim_due"}`,
-			store.CodeInternal, "42501", "", "permission denied"},
+			errs.Internal, "42501", "", "permission denied"},
 		{"unknown function", 404,
 			`{"code":"PGRST202","details":"Searched for the function public.kiotviet_claim_due with parameters p_limit","hint":null,"message":"Could not find the function public.kiotviet_claim_due(p_limit) in the schema cache"}`,
-			store.CodeInternal, "", "", "PGRST202"},
+			errs.Internal, "", "", "PGRST202"},
 		{"gateway HTML", 502, `<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>`,
-			store.CodeInternal, "", "", "502"},
-		{"redirect", 307, ``, store.CodeInternal, "", "", "307"},
+			errs.Internal, "", "", "502"},
+		{"redirect", 307, ``, errs.Internal, "", "", "307"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -366,10 +368,10 @@ func TestPostgRESTErrorMapping(t *testing.T) {
 			raw, err := f.caller(t).Call(context.Background(), "kiotviet_claim_due", []store.Arg{{Name: "p_limit", Value: 1}}, true)
 			require.Error(t, err)
 			assert.Nil(t, raw)
-			var se *store.Error
+			var se *errs.Error
 			require.True(t, errors.As(err, &se), "%T", err)
-			assert.Equal(t, tc.code, store.CodeOf(err))
-			assert.Equal(t, "kiotviet_claim_due", se.Func)
+			assert.Equal(t, tc.code, errs.CodeOf(err))
+			assert.Equal(t, "kiotviet_claim_due", se.Op)
 			assert.Equal(t, tc.sqlState, se.SQLState)
 			assert.Equal(t, tc.constraint, se.Constraint)
 			assert.Contains(t, err.Error(), tc.contains)
@@ -384,7 +386,7 @@ func TestPostgRESTErrorMapping(t *testing.T) {
 	})
 	_, err := store.New(f.caller(t)).StartRun(context.Background(), "c", "all", "manual", "w", 0, nil)
 	require.Error(t, err)
-	assert.Equal(t, store.CodeConflict, store.CodeOf(err))
+	assert.Equal(t, errs.Conflict, errs.CodeOf(err))
 	assert.Equal(t, "kiotviet_start_run: credential c is already syncing (run r)", err.Error())
 }
 
@@ -402,7 +404,7 @@ func TestPostgRESTRedirectNotFollowed(t *testing.T) {
 
 	_, err = pg.Call(context.Background(), "kiotviet_claim_due", nil, true)
 	require.Error(t, err)
-	assert.Equal(t, store.CodeInternal, store.CodeOf(err))
+	assert.Equal(t, errs.Internal, errs.CodeOf(err))
 	assert.Zero(t, elsewhere.Load(), "the key is never sent to the redirect's host")
 }
 
@@ -436,7 +438,7 @@ func TestPostgRESTFailureDoesNotPoisonLaterCalls(t *testing.T) {
 	require.Error(t, err)
 	_, err = (f.caller(t)).Call(ctx, "kiotviet_claim_due", []store.Arg{{Name: "p_limit", Value: make(chan int)}}, true)
 	require.Error(t, err)
-	assert.Equal(t, store.CodeInvalid, store.CodeOf(err))
+	assert.Equal(t, errs.Invalid, errs.CodeOf(err))
 	assert.Equal(t, before, f.count(), "nothing was sent")
 	claims, err = s.ClaimDue(ctx, "w", 1, time.Minute)
 	require.NoError(t, err)
@@ -450,12 +452,12 @@ func TestPostgRESTRejectsBadNames(t *testing.T) {
 	for _, fn := range []string{"", "../auth/v1/admin", "kiotviet_x?select=*", "Kiotviet"} {
 		_, err := pg.Call(ctx, fn, nil, false)
 		require.Error(t, err, fn)
-		assert.Equal(t, store.CodeInvalid, store.CodeOf(err), fn)
+		assert.Equal(t, errs.Invalid, errs.CodeOf(err), fn)
 	}
 	_, err := pg.Call(ctx, "kiotviet_x", []store.Arg{{Name: `p"x`, Value: 1}}, false)
-	assert.Equal(t, store.CodeInvalid, store.CodeOf(err))
+	assert.Equal(t, errs.Invalid, errs.CodeOf(err))
 	_, err = pg.Call(ctx, "kiotviet_x", []store.Arg{{Name: "p_a", Value: 1}, {Name: "p_a", Value: 2}}, false)
-	assert.Equal(t, store.CodeInvalid, store.CodeOf(err))
+	assert.Equal(t, errs.Invalid, errs.CodeOf(err))
 	assert.Zero(t, f.count())
 }
 
@@ -481,7 +483,7 @@ func TestPostgRESTContext(t *testing.T) {
 		_, err := pg.Call(ctx, "kiotviet_claim_due", nil, true)
 		require.Error(t, err)
 		assert.True(t, errors.Is(err, context.DeadlineExceeded), err.Error())
-		assert.Equal(t, store.CodeInternal, store.CodeOf(err))
+		assert.Equal(t, errs.Internal, errs.CodeOf(err))
 		assert.NotContains(t, err.Error(), testServiceKey)
 	})
 
@@ -520,7 +522,7 @@ func TestPostgRESTConnectionError(t *testing.T) {
 	require.NoError(t, err, "construction sends no request")
 	_, err = pg.Call(context.Background(), "kiotviet_claim_due", nil, true)
 	require.Error(t, err)
-	assert.Equal(t, store.CodeInternal, store.CodeOf(err))
+	assert.Equal(t, errs.Internal, errs.CodeOf(err))
 	assert.NotContains(t, err.Error(), testServiceKey)
 }
 
@@ -580,7 +582,7 @@ func TestPostgRESTConcurrentCalls(t *testing.T) {
 			w := "w" + string(rune('a'+i%26))
 			raw, err := pg.Call(context.Background(), "kiotviet_start_run", []store.Arg{{Name: "p_worker", Value: w}}, false)
 			if err != nil {
-				if store.CodeOf(err) == store.CodeConflict {
+				if errs.CodeOf(err) == errs.Conflict {
 					conflict.Add(1)
 				}
 				return

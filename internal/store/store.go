@@ -7,10 +7,10 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
+	"strings"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/redact"
 )
 
@@ -26,56 +26,38 @@ type Caller interface {
 	Call(ctx context.Context, fn string, args []Arg, set bool) (json.RawMessage, error)
 }
 
-// Code classifies a database failure so callers (HTTP handlers, the CLI) can answer it well.
-type Code string
-
-// The codes Error carries, from the SQLSTATE the functions raise.
-const (
-	CodeConflict Code = "conflict"  // 23505: e.g. the credential is already syncing
-	CodeNotFound Code = "not_found" // P0002: unknown credential
-	CodeInvalid  Code = "invalid"   // 22023 / 23514 / 22P02: bad input, with the rule in the message
-	CodeState    Code = "state"     // 55000: the row is not in a state that allows this (inactive, not running)
-	CodeInternal Code = "internal"
-)
-
-// Error is a failed call, with the function, a class and the database's message (which never holds a
-// secret: the functions only ever see ciphertext).
-type Error struct {
-	Func       string
-	Code       Code
-	SQLState   string
-	Message    string
-	Constraint string
-	Err        error
+// constraintCodes refines sqlError's SQLSTATE rule where a constraint's name says more than its
+// state. Each entry names the rule the constraint enforces.
+var constraintCodes = map[string]errs.Code{
+	"kiotviet_sync_logs_one_running":             errs.Conflict, // one running run per credential
+	"kiotviet_sync_schedules_credential_id_fkey": errs.NotFound, // a schedule's credential must exist
 }
 
-func (e *Error) Error() string {
-	return fmt.Sprintf("%s: %s", e.Func, e.Message)
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
-// CodeOf returns the class of err when it is an *Error, else CodeInternal.
-func CodeOf(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return CodeInternal
-}
-
-func codeForState(state string) Code {
+// sqlError is the one place a database failure becomes an errs code, by SQLSTATE (what the SQL
+// functions raise: see their comments) and constraint name. pgx and PostgREST both come here, so a
+// caller sees the same code whichever way the call went. The database's message never holds a secret:
+// the functions only ever see ciphertext.
+func sqlError(fn, state, constraint, message string, cause error) *errs.Error {
+	code := errs.Internal
 	switch state {
-	case "23505":
-		return CodeConflict
-	case "P0002":
-		return CodeNotFound
-	case "22023", "23514", "22P02", "23502", "22007", "22008":
-		return CodeInvalid
-	case "55000":
-		return CodeState
+	case "23505": // unique_violation: e.g. the credential is already syncing
+		code = errs.Conflict
+	case "P0002", "23503": // no_data_found (unknown credential or run), foreign_key_violation
+		code = errs.NotFound
+	case "22023", "23514", "22P02", "23502", "22007", "22008": // bad input, with the rule in the message
+		code = errs.Invalid
+	case "55000": // object_not_in_prerequisite_state: inactive credential, run no longer running
+		code = errs.State
+	case "57P01", "57P02", "57P03": // the server shutting down or starting: try again
+		code = errs.Unavailable
 	}
-	return CodeInternal
+	if strings.HasPrefix(state, "08") { // connection exceptions
+		code = errs.Unavailable
+	}
+	if c, ok := constraintCodes[constraint]; ok {
+		code = c
+	}
+	return &errs.Error{Op: fn, Code: code, SQLState: state, Constraint: constraint, Message: message, Err: cause}
 }
 
 // Store is the typed surface over a Caller.
@@ -95,7 +77,7 @@ func (s *Store) call(ctx context.Context, fn string, out any, set bool, args ...
 		return nil
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return &Error{Func: fn, Code: CodeInternal, Message: "decode result: " + err.Error(), Err: err}
+		return &errs.Error{Op: fn, Code: errs.Internal, Message: "decode result: " + err.Error(), Err: err}
 	}
 	return nil
 }
@@ -132,7 +114,7 @@ func (s *Store) RescueExpired(ctx context.Context) ([]Rescued, error) {
 }
 
 // StartRun opens a running log row outside the schedule (kiotviet_start_run). A credential that is
-// already syncing gives an *Error with CodeConflict.
+// already syncing gives an *Error with errs.Conflict.
 func (s *Store) StartRun(ctx context.Context, credentialID, syncType, trigger, worker string, lease time.Duration, options json.RawMessage) (string, error) {
 	if len(options) == 0 {
 		options = json.RawMessage(`{}`)
@@ -298,14 +280,14 @@ type Credential struct {
 	CreatedAt             *time.Time `json:"created_at"`
 }
 
-// Credential reads one credential; an unknown id gives CodeNotFound.
+// Credential reads one credential; an unknown id gives errs.NotFound.
 func (s *Store) Credential(ctx context.Context, id string) (Credential, error) {
 	var rows []Credential
 	if err := s.call(ctx, "kiotviet_get_credential", &rows, true, Arg{"p_id", id}); err != nil {
 		return Credential{}, err
 	}
 	if len(rows) == 0 {
-		return Credential{}, &Error{Func: "kiotviet_get_credential", Code: CodeNotFound, Message: "credential " + id + " does not exist"}
+		return Credential{}, &errs.Error{Op: "kiotviet_get_credential", Code: errs.NotFound, Message: "credential " + id + " does not exist"}
 	}
 	return rows[0], nil
 }
@@ -404,7 +386,7 @@ func (s *Store) ClaimSchedule(ctx context.Context, scheduleID, worker string, le
 	err := s.call(ctx, "kiotviet_claim_schedule", &out, true, Arg{"p_schedule_id", scheduleID}, Arg{"p_worker", worker},
 		Arg{"p_lease_seconds", leaseSeconds(lease)})
 	if err == nil && len(out) != 1 {
-		err = &Error{Func: "kiotviet_claim_schedule", Code: CodeInternal, Message: "claimed nothing"}
+		err = &errs.Error{Op: "kiotviet_claim_schedule", Code: errs.Internal, Message: "claimed nothing"}
 	}
 	if err != nil {
 		return Claim{}, err
@@ -520,7 +502,7 @@ func (s *Store) RunOutcome(ctx context.Context, runID string) (Outcome, error) {
 		return Outcome{}, err
 	}
 	if len(rows) == 0 {
-		return Outcome{}, &Error{Func: "kiotviet_run_outcome", Code: CodeNotFound, Message: "run " + runID + " does not exist"}
+		return Outcome{}, &errs.Error{Op: "kiotviet_run_outcome", Code: errs.NotFound, Message: "run " + runID + " does not exist"}
 	}
 	return rows[0], nil
 }
@@ -586,7 +568,7 @@ func (s *Store) Run(ctx context.Context, runID string) (RunLog, error) {
 		return RunLog{}, err
 	}
 	if len(rows) == 0 {
-		return RunLog{}, &Error{Func: "kiotviet_get_run", Code: CodeNotFound, Message: "run " + runID + " does not exist"}
+		return RunLog{}, &errs.Error{Op: "kiotviet_get_run", Code: errs.NotFound, Message: "run " + runID + " does not exist"}
 	}
 	return rows[0], nil
 }
@@ -608,7 +590,7 @@ func (s *Store) TakeAPICalls(ctx context.Context, credentialID string, want, lim
 		return APIGrant{}, err
 	}
 	if len(rows) == 0 {
-		return APIGrant{}, &Error{Func: "kiotviet_take_api_calls", Code: CodeInternal, Message: "no answer"}
+		return APIGrant{}, &errs.Error{Op: "kiotviet_take_api_calls", Code: errs.Internal, Message: "no answer"}
 	}
 	return rows[0], nil
 }

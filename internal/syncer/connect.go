@@ -7,16 +7,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/secret"
 	"github.com/kvsync/kvsync/internal/store"
-)
-
-// ErrRejected means KiotViet refused the credentials (wrong client id, secret or retailer);
-// ErrUnreachable that KiotViet could not be asked (network, 5xx, rate limit).
-var (
-	ErrRejected    = errors.New("KiotViet rejected these credentials")
-	ErrUnreachable = errors.New("KiotViet could not be reached")
 )
 
 // Connection is a KiotViet connection to check and save.
@@ -28,7 +22,7 @@ type Connection struct {
 // Connect checks a connection live with KiotViet (a token, then one categories request with the
 // Retailer header, as the earlier function did), encrypts the secret and the token for a new row, and
 // stores it as the active credential: the owner's older credentials are deactivated and their schedules
-// move to the new one. It returns the new credential's id. A refusal by KiotViet wraps ErrRejected.
+// move to the new one. It returns the new credential's id. A refusal by KiotViet is coded errs.Invalid, an unreachable KiotViet errs.Upstream.
 func Connect(ctx context.Context, st *store.Store, keys *secret.Keyring, kv kiotviet.Config, c Connection) (string, error) {
 	c.Retailer, c.ClientID, c.ClientSecret = strings.TrimSpace(c.Retailer), strings.TrimSpace(c.ClientID), strings.TrimSpace(c.ClientSecret)
 	creds := kiotviet.Credentials{Retailer: c.Retailer, ClientID: c.ClientID, ClientSecret: c.ClientSecret}
@@ -67,12 +61,14 @@ func Save(ctx context.Context, st *store.Store, keys *secret.Keyring, c Connecti
 	return id, nil
 }
 
+// rejected codes a failed live check: errs.Invalid when KiotViet refused the credentials (wrong client
+// id, secret or retailer), errs.Upstream when it could not be asked (network, 5xx, rate limit).
 func rejected(err error) error {
 	var api *kiotviet.APIError
 	if errors.As(err, &api) && (api.Status == 400 || api.Status == 401 || api.Status == 403) {
-		return fmt.Errorf("%w: %v", ErrRejected, err)
+		return errs.Wrap(errs.Invalid, err, "KiotViet rejected the retailer name, client id or client secret")
 	}
-	return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	return errs.Wrap(errs.Upstream, err, "KiotViet could not be reached; try again")
 }
 
 type staticToken struct{ t kiotviet.Token }

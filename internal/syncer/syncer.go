@@ -12,10 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/secret"
 	"github.com/kvsync/kvsync/internal/store"
@@ -172,17 +172,17 @@ func PauseReason(err error) string {
 // written after that.
 var ErrLeaseLost = errors.New("the run's lease expired and it was handed back")
 
-// Run performs one sync from start to finish. Validation and overlap errors (an *store.Error with
-// CodeConflict when the credential is already syncing) come back before anything is written; once the
+// Run performs one sync from start to finish. Validation and overlap errors (an *errs.Error coded
+// Conflict when the credential is already syncing) come back before anything is written; once the
 // run has started, its outcome is in Result and in the log row, and the error is only for a run that
 // could not be finished (lost lease, database gone).
 func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	streams, ok := SyncTypes[req.SyncType]
 	if !ok {
-		return Result{}, &store.Error{Func: "sync", Code: store.CodeInvalid, Message: "syncType must be one of categories, products, inventory, products_full, attributes, all"}
+		return Result{}, &errs.Error{Op: "sync", Code: errs.Invalid, Message: "syncType must be one of categories, products, inventory, products_full, attributes, all"}
 	}
 	if !kiotviet.PageSizeOK(req.PageSize) {
-		return Result{}, &store.Error{Func: "sync", Code: store.CodeInvalid,
+		return Result{}, &errs.Error{Op: "sync", Code: errs.Invalid,
 			Message: fmt.Sprintf("options.pageSize must be a whole number from %d to %d", kiotviet.MinPageSize, kiotviet.MaxPageSize)}
 	}
 	log := e.cfg.Logger.With("credential", req.CredentialID, "sync_type", req.SyncType)
@@ -194,7 +194,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 			return Result{}, err
 		}
 		if l.Status != "running" || l.CredentialID == nil || *l.CredentialID != req.CredentialID || l.SyncType != req.SyncType {
-			return Result{}, &store.Error{Func: "sync", Code: store.CodeInvalid,
+			return Result{}, &errs.Error{Op: "sync", Code: errs.Invalid,
 				Message: fmt.Sprintf("runId %s is not a running %s run of credential %s", runID, req.SyncType, req.CredentialID)}
 		}
 	} else {
@@ -325,11 +325,12 @@ func (e *Engine) finish(ctx context.Context, r *run, f store.Finish) (*time.Time
 // unreachable: the call never got an answer from the database (connection refused or lost, the server
 // shutting down or starting), as opposed to the database refusing it.
 func unreachable(err error) bool {
-	var se *store.Error
+	var se *errs.Error
 	if errors.As(err, &se) && se.SQLState != "" {
-		return strings.HasPrefix(se.SQLState, "08") || se.SQLState == "57P01" || se.SQLState == "57P02" || se.SQLState == "57P03"
+		return se.Code == errs.Unavailable // store.sqlError: connection exceptions and shutdowns
 	}
-	return store.CodeOf(err) == store.CodeInternal
+	code := errs.CodeOf(err)
+	return code == errs.Internal || code == errs.Unavailable
 }
 
 // outcome: every stream done → success; some → partial; none → failed.

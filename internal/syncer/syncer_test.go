@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -246,7 +248,7 @@ func TestOverlappingRunsForOneCredentialConflict(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.engine.Run(ctx, syncer.Request{CredentialID: b.credID, SyncType: "products"})
 	require.Error(t, err)
-	assert.Equal(t, store.CodeConflict, store.CodeOf(err))
+	assert.Equal(t, errs.Conflict, errs.CodeOf(err))
 	assert.True(t, strings.Contains(err.Error(), "already syncing"), err.Error())
 	_, err = b.store.FinishRun(ctx, runID, store.Finish{Status: "failed", Error: "test"})
 	require.NoError(t, err)
