@@ -1,6 +1,8 @@
 # kvsync — see README.md. Every target works on a fresh Debian machine after `make deps` (as root).
 SHELL := /bin/bash
 GO ?= go
+# staticcheck, pinned: make lint runs it through the Go module proxy (no install step needed).
+STATICCHECK_VERSION := v0.8.2
 export DATABASE_URL ?= $(shell scripts/db.sh url)
 
 .PHONY: help deps build run test lint fmt bench chaos db-up db-down db-reset migrate psql
@@ -23,10 +25,12 @@ test: ## Go tests, fuzz smoke run and pgTAP against the test cluster
 DENO ?= tools/node_modules/.bin/deno
 TS := supabase/functions tools/invoke.ts
 
-lint: ## gofmt check, go vet, the shipped binary free of the fake and the test kit, deno fmt/lint/check of the forwarders, supabase db lint (plpgsql_check) of the migrations
+lint: ## gofmt check, go vet, staticcheck, go mod tidy, the shipped binary free of the fake and the test kit, deno fmt/lint/check of the forwarders, supabase db lint (plpgsql_check) of the migrations
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@bad=$$($(GO) list -deps ./cmd/kvsync | grep -E '/internal/(kiotvietfake|synctest|bench|testdb)$$' || true); \
 	  if [ -n "$$bad" ]; then echo "cmd/kvsync must not link what only tests or measures it:"; echo "$$bad"; exit 1; fi
 	@[ -x $(DENO) ] || { echo "Deno is missing: run scripts/install-deps.sh"; exit 1; }

@@ -74,7 +74,7 @@ func credentialsAdd(ctx context.Context, e env) error {
 	sec := strings.TrimSpace(string(raw))
 	clear(raw)
 	if sec == "" {
-		return errors.New(`credentials add: no client secret on stdin: printf %s "$KIOTVIET_CLIENT_SECRET" | kvsync credentials add ...`)
+		return errors.New(`credentials add: no client secret on stdin: printf %s "$KIOTVIET_CLIENT_SECRET" | kvsync credentials add --retailer R --client-id C`)
 	}
 	a, err := newApp(ctx, e, true)
 	if err != nil {

@@ -129,7 +129,7 @@ func needCron(ctx context.Context, pool *pgxpool.Pool) error {
 		return errors.New("pg_cron is not installed in this database: enable it (Supabase: Database > Extensions > pg_cron; " +
 			"locally: make deps, then scripts/db.sh up), then kvsync migrate")
 	case !vault:
-		return errors.New("Supabase Vault (vault.decrypted_secrets) is missing: enable the supabase_vault extension " +
+		return errors.New("the Supabase Vault (vault.decrypted_secrets) is missing: enable the supabase_vault extension " +
 			"(locally: scripts/db.sh up installs the stand-in)")
 	case !fn:
 		return errors.New("public.kiotviet_cron_install() is missing: apply kvsync's migrations first (kvsync migrate)")

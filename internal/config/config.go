@@ -255,9 +255,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 
 	// KiotViet.
-	c.TokenURL = cmpOr(l.get("KIOTVIET_TOKEN_URL"), DefaultTokenURL)
+	c.TokenURL = cmp.Or(l.get("KIOTVIET_TOKEN_URL"), DefaultTokenURL)
 	l.httpURL("KIOTVIET_TOKEN_URL", c.TokenURL, false)
-	c.APIURL = strings.TrimRight(cmpOr(l.get("KIOTVIET_API_URL"), DefaultAPIURL), "/")
+	c.APIURL = strings.TrimRight(cmp.Or(l.get("KIOTVIET_API_URL"), DefaultAPIURL), "/")
 	l.httpURL("KIOTVIET_API_URL", c.APIURL, false)
 	c.RateLimitPerHour = l.intIn("KIOTVIET_RATE_LIMIT_PER_HOUR", DefaultRateLimitPerHour, 1, MaxRateLimitPerHour)
 	c.ReadConcurrency = l.intIn("KIOTVIET_READ_CONCURRENCY", DefaultReadConcurrency, 1, MaxReadConcurrency)
@@ -267,7 +267,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Metrics = l.metrics()
 
 	// The process.
-	c.Addr = cmpOr(l.get("KVSYNC_ADDR"), DefaultAddr)
+	c.Addr = cmp.Or(l.get("KVSYNC_ADDR"), DefaultAddr)
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 		l.fail("KVSYNC_ADDR", "%q is not host:port (e.g. :8080 or 127.0.0.1:8080)", c.Addr)
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
@@ -298,13 +298,6 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, errors.Join(l.errs...)
 	}
 	return c, nil
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 // httpURL checks an optional absolute http(s) URL and reports whether it is usable (false when

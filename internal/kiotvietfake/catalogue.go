@@ -230,7 +230,6 @@ type generator struct {
 	x    *rand.Rand // draws for the details below, apart so rng's sequence (the base shop) is unchanged
 	now  time.Time
 	s    *Server
-	code int
 	mseq int // masterCode sequence
 	// normals are recent normal products, in the order made: a combo's parts
 	normals []*Product
