@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/kvsync/kvsync/internal/kiotviet"
 	"io"
 	"net/http/httptest"
 	"regexp"
@@ -404,7 +405,7 @@ func TestHumanTimes(t *testing.T) {
 	assert.Equal(t, 6, *h)
 	_, _, err = parseEvery("weekly")
 	assert.Error(t, err)
-	d, err := parseDate("2026-03-01")
+	d, err := kiotviet.ParseDateFrom("2026-03-01")
 	require.NoError(t, err)
 	assert.Equal(t, "2026-02-28T17:00:00Z", d.UTC().Format(time.RFC3339), "a bare date is Vietnam time")
 }

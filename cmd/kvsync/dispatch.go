@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/errs"
 )
@@ -94,7 +95,7 @@ one line per run. Exits non-zero when a run failed. Nothing due? See 'kvsync sta
 		ended[r.Claim.RunID] = true
 		status, msg := runStatus(r)
 		byStatus[status]++
-		if status != "success" && status != "skipped" {
+		if s := vocab.Status(status); s != vocab.Success && s != vocab.Skipped {
 			failed++
 		}
 		records += r.Result.Records
@@ -123,10 +124,10 @@ one line per run. Exits non-zero when a run failed. Nothing due? See 'kvsync sta
 
 // runStatus is a dispatched run's status and error for the table.
 func runStatus(r dispatch.RunResult) (string, string) {
-	status := cmp.Or(r.Result.Status, "failed")
+	status := cmp.Or(r.Result.Status, vocab.Failed)
 	msg := r.Result.Error
 	if r.Err != nil {
-		status = "failed"
+		status = vocab.Failed
 		if msg == "" {
 			msg = r.Err.Error()
 		}
@@ -134,12 +135,12 @@ func runStatus(r dispatch.RunResult) (string, string) {
 			msg = "the credential was already syncing: " + msg
 		}
 	}
-	return status, msg
+	return string(status), msg
 }
 
 func statusCounts(m map[string]int) string {
 	out := ""
-	for _, s := range []string{"success", "partial", "failed", "skipped", "unfinished"} {
+	for _, s := range []string{string(vocab.Success), string(vocab.Partial), string(vocab.Failed), string(vocab.Skipped), "unfinished"} {
 		if m[s] > 0 {
 			if out != "" {
 				out += ", "

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/kvsync/kvsync/internal/vocab"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -297,7 +298,7 @@ func TestForwardersUnderDenoThroughSupabaseJS(t *testing.T) {
 			assert.Contains(t, r.Data["results"], "categories")
 			run, err := st.Run(ctx, r.Data["runId"].(string))
 			require.NoError(t, err)
-			assert.Equal(t, "success", run.Status, "the sync ran and its reply arrived")
+			assert.Equal(t, vocab.Success, run.Status, "the sync ran and its reply arrived")
 		}
 	})
 

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/kvsync/kvsync/internal/vocab"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -192,7 +193,7 @@ func TestKilledWorkerIsRescuedAndNextRunConverges(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, tick.Claimed, 1)
 	r := <-done
-	require.Equal(t, "success", r.Result.Status, r.Result.Error)
+	require.Equal(t, vocab.Success, r.Result.Status, r.Result.Error)
 	diffs, err := synctest.Compare(context.Background(), b.db, b.fake.Snapshot(), false, 10)
 	require.NoError(t, err)
 	assert.Empty(t, diffs)
@@ -218,7 +219,7 @@ func TestSIGTERMFinishesOrHandsBackTheRun(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, tick.Claimed, 1, "the credential is free again at once")
 	r := <-done
-	require.Equal(t, "success", r.Result.Status, r.Result.Error)
+	require.Equal(t, vocab.Success, r.Result.Status, r.Result.Error)
 	diffs, err := synctest.Compare(context.Background(), b.db, b.fake.Snapshot(), false, 10)
 	require.NoError(t, err)
 	assert.Empty(t, diffs)

@@ -11,9 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/store"
-	"github.com/kvsync/kvsync/internal/syncer"
 )
 
 const scheduleUsage = `
@@ -184,7 +185,7 @@ func state(r store.ScheduleStatus) string {
 func scheduleSet(ctx context.Context, e env) error {
 	fs := newFlags(e, "set", scheduleUsage)
 	credID := fs.String("credential", "", "credential id (see 'kvsync credentials list')")
-	syncType := fs.String("type", "", "sync type: "+strings.Join(syncTypes(), ", "))
+	syncType := fs.String("type", "", "sync type: "+vocab.Names(vocab.SyncTypes))
 	everyFlag := fs.String("every", "", "hourly, daily, or Nh for every N hours (1-168)")
 	at := fs.String("at", "", "time of day HH:MM the runs are pinned to (in --timezone); none removes it")
 	tz := fs.String("timezone", "", "IANA time zone of the schedule (new schedules: Asia/Ho_Chi_Minh)")
@@ -201,8 +202,8 @@ func scheduleSet(ctx context.Context, e env) error {
 	if !uuidRE.MatchString(*credID) {
 		return fmt.Errorf("schedule set: --credential %q is not a credential id (a UUID): see 'kvsync credentials list'", *credID)
 	}
-	if _, ok := syncer.SyncTypes[*syncType]; !ok {
-		return fmt.Errorf("schedule set: --type %q is not one of %s", *syncType, strings.Join(syncTypes(), ", "))
+	if !vocab.SyncType(*syncType).Valid() {
+		return fmt.Errorf("schedule set: --type %q is not one of %s", *syncType, vocab.Names(vocab.SyncTypes))
 	}
 	if given["enabled"] && given["disabled"] {
 		return errors.New("schedule set: give --enabled or --disabled, not both")
@@ -301,16 +302,16 @@ func scheduleRun(ctx context.Context, e env) error {
 		fmt.Fprintf(e.stdout, "schedule %s is due now: the next dispatcher tick runs it (within 5 minutes), or use --wait\n", id)
 		return nil
 	}
-	lease := cmp.Or(time.Duration(a.cfg.LeaseSeconds)*time.Second, syncer.DefaultLease)
+	lease := cmp.Or(time.Duration(a.cfg.LeaseSeconds)*time.Second, vocab.DefaultLease)
 	cl, err := a.store.ClaimSchedule(ctx, id, a.worker, lease)
 	if err != nil {
 		return scheduleError("run", id, err)
 	}
 	fmt.Fprintf(e.stdout, "run %s: %s for credential %s (schedule %s)\n", cl.RunID, cl.SyncType, cl.CredentialID, id)
 	res, err := runWithProgress(ctx, e, a, syncer.Request{RunID: cl.RunID, CredentialID: cl.CredentialID,
-		SyncType: cl.SyncType, Trigger: "cron"}, lease)
+		SyncType: cl.SyncType, Trigger: vocab.Cron}, lease)
 	printStreams(e.stdout, res)
-	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, "failed"), thousands(res.Records), thousands(res.APICalls))
+	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, vocab.Failed), thousands(res.Records), thousands(res.APICalls))
 	if res.NextRunAt != nil {
 		line += "; next run in " + human(time.Until(*res.NextRunAt))
 	}
@@ -321,8 +322,8 @@ func scheduleRun(ctx context.Context, e env) error {
 	switch {
 	case err != nil:
 		return fmt.Errorf("schedule run: run %s: %w", cl.RunID, err)
-	case res.Status != "success":
-		return fmt.Errorf("schedule run: run %s ended %s: %s", cl.RunID, cmp.Or(res.Status, "failed"), cmp.Or(res.Error, "see the streams above"))
+	case res.Status != vocab.Success:
+		return fmt.Errorf("schedule run: run %s ended %s: %s", cl.RunID, cmp.Or(res.Status, vocab.Failed), cmp.Or(res.Error, "see the streams above"))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/kvsync/kvsync/internal/vocab"
 	"time"
 
 	"github.com/kvsync/kvsync/internal/store"
@@ -96,7 +97,7 @@ func printStatus(e env, rows []store.ScheduleStatus, now time.Time) {
 			enabled = "no"
 		}
 		last := deref(r.LastStatus, "-")
-		if r.LastError != nil && *r.LastError != "" && last != "success" {
+		if r.LastError != nil && *r.LastError != "" && last != string(vocab.Success) {
 			last += ": " + oneLine(*r.LastError, 60)
 		}
 		lastSync := ago(r.LastRunAt, now)

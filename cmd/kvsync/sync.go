@@ -9,17 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"sort"
-	"strings"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
 )
-
-// vietnam is KiotViet's time zone (no DST): a --date-from without an offset is read in it.
-var vietnam = time.FixedZone("ICT", 7*60*60)
 
 func cmdSync(ctx context.Context, e env) error {
 	fs := newFlags(e, "sync", `
@@ -28,7 +25,7 @@ Usage: kvsync sync --credential ID [--type products_full] [--full] [--page-size 
 Syncs one credential now (a manual run, logged like any other; it refuses to start while the credential
 is already syncing). On a terminal a progress line follows the run's log row. At the end it prints what
 each stream did. Exits non-zero unless the run succeeded.
-Types: `+strings.Join(syncTypes(), ", ")+`.`)
+Types: `+vocab.Names(vocab.SyncTypes)+`.`)
 	credID := fs.String("credential", "", "credential id (see 'kvsync credentials list')")
 	syncType := fs.String("type", "products_full", "what to sync")
 	full := fs.Bool("full", false, "a full reconcile: read everything and delete what KiotViet no longer has")
@@ -40,8 +37,8 @@ Types: `+strings.Join(syncTypes(), ", ")+`.`)
 	if *credID == "" {
 		return errors.New("sync: --credential is required (see 'kvsync credentials list' for the ids)")
 	}
-	if _, ok := syncer.SyncTypes[*syncType]; !ok {
-		return fmt.Errorf("sync: --type %q is not one of %s", *syncType, strings.Join(syncTypes(), ", "))
+	if !vocab.SyncType(*syncType).Valid() {
+		return fmt.Errorf("sync: --type %q is not one of %s", *syncType, vocab.Names(vocab.SyncTypes))
 	}
 	if !kiotviet.PageSizeOK(*pageSize) {
 		return fmt.Errorf("sync: --page-size must be a whole number from %d to %d", kiotviet.MinPageSize, kiotviet.MaxPageSize)
@@ -49,7 +46,7 @@ Types: `+strings.Join(syncTypes(), ", ")+`.`)
 	var from time.Time
 	if *dateFrom != "" {
 		var err error
-		if from, err = parseDate(*dateFrom); err != nil {
+		if from, err = kiotviet.ParseDateFrom(*dateFrom); err != nil {
 			return fmt.Errorf("sync: --date-from: %w", err)
 		}
 	}
@@ -61,18 +58,18 @@ Types: `+strings.Join(syncTypes(), ", ")+`.`)
 
 	// The run is started here, not by the engine, so that its id is known while it runs (progress).
 	opts, _ := json.Marshal(map[string]any{"pageSize": *pageSize, "full": *full, "dateFrom": dateOrNil(from)})
-	lease := cmp.Or(time.Duration(a.cfg.LeaseSeconds)*time.Second, syncer.DefaultLease)
-	runID, err := a.store.StartRun(ctx, *credID, *syncType, "manual", a.worker, lease, opts)
+	lease := cmp.Or(time.Duration(a.cfg.LeaseSeconds)*time.Second, vocab.DefaultLease)
+	runID, err := a.store.StartRun(ctx, *credID, vocab.SyncType(*syncType), vocab.Manual, a.worker, lease, opts)
 	if err != nil {
 		return syncStartError(*credID, err)
 	}
 	fmt.Fprintf(e.stdout, "run %s: %s for credential %s\n", runID, *syncType, *credID)
 
-	req := syncer.Request{RunID: runID, CredentialID: *credID, SyncType: *syncType, Trigger: "manual",
+	req := syncer.Request{RunID: runID, CredentialID: *credID, SyncType: vocab.SyncType(*syncType), Trigger: vocab.Manual,
 		PageSize: *pageSize, DateFrom: from, Full: *full}
 	res, runErr := runWithProgress(ctx, e, a, req, lease)
 	printStreams(e.stdout, res)
-	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, "failed"), thousands(res.Records), thousands(res.APICalls))
+	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, vocab.Failed), thousands(res.Records), thousands(res.APICalls))
 	if res.NextRunAt != nil {
 		line += fmt.Sprintf("; the %s schedule runs next at %s", *syncType, res.NextRunAt.Local().Format("2006-01-02 15:04 MST"))
 	}
@@ -80,8 +77,8 @@ Types: `+strings.Join(syncTypes(), ", ")+`.`)
 	switch {
 	case runErr != nil:
 		return fmt.Errorf("sync: run %s: %w", runID, runErr)
-	case res.Status != "success":
-		return fmt.Errorf("sync: run %s ended %s: %s", runID, cmp.Or(res.Status, "failed"), cmp.Or(res.Error, "see the streams above"))
+	case res.Status != vocab.Success:
+		return fmt.Errorf("sync: run %s ended %s: %s", runID, cmp.Or(res.Status, vocab.Failed), cmp.Or(res.Error, "see the streams above"))
 	}
 	return nil
 }
@@ -120,8 +117,8 @@ func runWithProgress(ctx context.Context, e env, a *app, req syncer.Request, lea
 	if runErr != nil && !errors.Is(runErr, syncer.ErrLeaseLost) {
 		// The log row must not stay 'running' until its lease expires.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		if _, ferr := a.store.FinishRun(fctx, req.RunID, store.Finish{Status: "failed", Error: runErr.Error()}); ferr == nil {
-			res.Status = "failed"
+		if _, ferr := a.store.FinishRun(fctx, req.RunID, store.Finish{Status: vocab.Failed, Error: runErr.Error()}); ferr == nil {
+			res.Status = vocab.Failed
 		}
 		cancel()
 	}
@@ -200,28 +197,7 @@ func syncStartError(credID string, err error) error {
 	return dbError("sync", err)
 }
 
-func syncTypes() []string {
-	out := make([]string, 0, len(syncer.SyncTypes))
-	for t := range syncer.SyncTypes {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // parseDate reads a date or time; without an offset it is Vietnam time, as KiotViet means it.
-func parseDate(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	for _, layout := range []string{"2006-01-02", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02T15:04:05"} {
-		if t, err := time.ParseInLocation(layout, s, vietnam); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not a date: use 2006-01-02, 2006-01-02T15:04 or RFC 3339", s)
-}
-
 func dateOrNil(t time.Time) any {
 	if t.IsZero() {
 		return nil

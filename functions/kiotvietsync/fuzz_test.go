@@ -9,7 +9,6 @@ import (
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/httpx"
 	"github.com/kvsync/kvsync/internal/kiotviet"
-	"github.com/kvsync/kvsync/internal/syncer"
 )
 
 func bodyRequest(body string) (*httptest.ResponseRecorder, *http.Request) {
@@ -46,7 +45,7 @@ func FuzzDecodeSync(f *testing.F) {
 		if !uuidRE.MatchString(req.CredentialID) {
 			t.Fatalf("accepted credentialId %q", req.CredentialID)
 		}
-		if _, ok := syncer.SyncTypes[req.SyncType]; !ok {
+		if !req.SyncType.Valid() {
 			t.Fatalf("accepted syncType %q", req.SyncType)
 		}
 		if !kiotviet.PageSizeOK(req.PageSize) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/httpx"
@@ -80,10 +81,10 @@ func decodeSync(w http.ResponseWriter, r *http.Request, caller auth.Caller) (syn
 
 // toSync checks a request body and makes it an engine request; every problem names the field.
 func toSync(q wire.SyncRequest, caller auth.Caller) (syncer.Request, error) {
-	req := syncer.Request{CredentialID: strings.TrimSpace(q.CredentialID), SyncType: strings.TrimSpace(q.SyncType),
-		Full: q.Options.Full, Trigger: "manual"}
+	req := syncer.Request{CredentialID: strings.TrimSpace(q.CredentialID), SyncType: vocab.SyncType(strings.TrimSpace(q.SyncType)),
+		Full: q.Options.Full, Trigger: vocab.Manual}
 	if caller.IsService() {
-		req.Trigger = "api"
+		req.Trigger = vocab.API
 	}
 	switch {
 	case req.CredentialID == "":
@@ -93,8 +94,8 @@ func toSync(q wire.SyncRequest, caller auth.Caller) (syncer.Request, error) {
 	case req.SyncType == "":
 		return req, errs.E(errs.Invalid, "syncType is required")
 	}
-	if _, ok := syncer.SyncTypes[req.SyncType]; !ok {
-		return req, errs.E(errs.Invalid, "syncType must be one of categories, products, inventory, products_full, attributes, all")
+	if !req.SyncType.Valid() {
+		return req, errs.E(errs.Invalid, "syncType must be one of %s", vocab.Names(vocab.SyncTypes))
 	}
 	if q.Options.PageSize != nil {
 		if *q.Options.PageSize == 0 || !kiotviet.PageSizeOK(*q.Options.PageSize) {
@@ -104,7 +105,7 @@ func toSync(q wire.SyncRequest, caller auth.Caller) (syncer.Request, error) {
 		req.PageSize = *q.Options.PageSize
 	}
 	if q.Options.DateFrom != "" {
-		t, err := parseDate(q.Options.DateFrom)
+		t, err := kiotviet.ParseDateFrom(q.Options.DateFrom)
 		if err != nil {
 			return req, errs.E(errs.Invalid, "options.dateFrom must be an ISO date or date-time")
 		}
@@ -117,22 +118,9 @@ func toSync(q wire.SyncRequest, caller auth.Caller) (syncer.Request, error) {
 		if !uuidRE.MatchString(q.RunID) {
 			return req, errs.E(errs.Invalid, "runId must be a UUID")
 		}
-		req.RunID, req.Trigger = q.RunID, "cron"
+		req.RunID, req.Trigger = q.RunID, vocab.Cron
 	}
 	return req, nil
-}
-
-// parseDate reads RFC 3339, or a date / date-time without offset as Vietnam time (KiotViet's).
-func parseDate(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, kiotviet.VietnamZone()); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, errs.E(errs.Invalid, "bad date")
 }
 
 // Handler serves POST /functions/v1/kiotviet-sync. It answers after the run's log row is final:
@@ -166,13 +154,13 @@ func Handler(d Deps) http.Handler {
 			httpx.WriteError(w, r, log, err)
 			return
 		}
-		body := wire.SyncReply{Success: res.Status == "success", Results: res.Streams, RunID: res.RunID,
+		body := wire.SyncReply{Success: res.Status == vocab.Success, Results: res.Streams, RunID: res.RunID,
 			Status: res.Status, Records: res.Records}
 		res.Error = redact.String(res.Error) // an error's text may quote a URL with a token in it
 		switch res.Status {
-		case "success":
+		case vocab.Success:
 			httpx.JSON(w, http.StatusOK, body)
-		case "failed":
+		case vocab.Failed:
 			body.Error = &res.Error
 			httpx.JSON(w, httpx.StatusFor(errs.Upstream), body) // the run failed on KiotViet
 		default: // partial, skipped

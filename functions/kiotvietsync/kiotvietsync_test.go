@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/kvsync/kvsync/internal/vocab"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -170,9 +171,9 @@ func TestSyncReplyIsFinalAndLogged(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, out)
 	run, err := e.store.Run(context.Background(), out["runId"].(string))
 	require.NoError(t, err)
-	assert.Equal(t, "success", run.Status, "the log row is final before the reply")
+	assert.Equal(t, vocab.Success, run.Status, "the log row is final before the reply")
 	assert.Equal(t, 120, run.RecordsSynced-int(out["results"].(map[string]any)["categories"].(map[string]any)["count"].(float64)))
-	assert.Equal(t, "api", run.Trigger)
+	assert.Equal(t, vocab.API, run.Trigger)
 }
 
 func TestSyncBadBodies(t *testing.T) {

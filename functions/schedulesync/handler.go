@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/errs"
@@ -81,7 +82,7 @@ func Handler(d Ticker, a Authenticator, log *slog.Logger) http.Handler {
 		results := tick.Wait(wctx)
 		errs := 0
 		for _, res := range results {
-			if res.Result.Status != "success" {
+			if res.Result.Status != vocab.Success {
 				errs++
 			}
 			for i := range runs {

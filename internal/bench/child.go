@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kvsync/kvsync/internal/vocab"
 	"io"
 	"os"
 	"os/exec"
@@ -177,7 +178,7 @@ func childKvsync(ctx context.Context, spec Spec) (Figures, error) {
 	for name, st := range res.Streams {
 		f.Rows += st.Written + st.Deleted
 		f.Streams[name] = st
-		if name == syncer.StreamProducts {
+		if name == string(vocab.StreamProducts) {
 			f.Items = st.Count
 			f.Mode = st.Mode
 		}

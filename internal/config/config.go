@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"github.com/kvsync/kvsync/internal/vocab"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,7 +30,7 @@ const (
 	DefaultAddr             = ":8080"
 	DefaultConcurrency      = 4
 	DefaultReadConcurrency  = 4 // pages of one listing requested at once (kiotviet.DefaultReadConcurrency says why)
-	DefaultLeaseSeconds     = 120
+	DefaultLeaseSeconds     = int(vocab.DefaultLease / time.Second)
 	DefaultMaxConnections   = 512
 	DefaultStockScanHours   = 6
 	DefaultLogLevel         = slog.LevelInfo

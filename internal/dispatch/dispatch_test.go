@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/vocab"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -146,7 +148,7 @@ func TestCronCommandToSyncedTables(t *testing.T) {
 
 	r := b.waitRuns(t, 1)[0]
 	require.NoError(t, r.Err)
-	assert.Equal(t, "success", r.Result.Status, r.Result.Error)
+	assert.Equal(t, vocab.Success, r.Result.Status, r.Result.Error)
 	diffs, err := synctest.Compare(ctx, b.db, b.fake.Snapshot(), false, 10)
 	require.NoError(t, err)
 	assert.Empty(t, diffs)
@@ -264,7 +266,7 @@ func TestRealPgCronTick(t *testing.T) {
 
 	select {
 	case r := <-b.done:
-		assert.Equal(t, "success", r.Result.Status, r.Result.Error)
+		assert.Equal(t, vocab.Success, r.Result.Status, r.Result.Error)
 	case <-time.After(150 * time.Second):
 		t.Fatal("no pg_cron tick reached the dispatcher")
 	}
@@ -294,7 +296,7 @@ func TestFanOutRunsClaimedRunOnAnotherReplica(t *testing.T) {
 	require.Len(t, tick.Claimed, 1)
 	r := <-done
 	require.NoError(t, r.Err)
-	assert.Equal(t, "success", r.Result.Status, r.Result.Error)
+	assert.Equal(t, vocab.Success, r.Result.Status, r.Result.Error)
 	assert.Equal(t, tick.Claimed[0].RunID, r.Result.RunID, "the replica ran the claimed run, not a new one")
 
 	var status, trigger string

@@ -17,6 +17,7 @@ import (
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/vocab"
 )
 
 // Runner carries out one claimed run (the sync engine, or FanOut to another replica).
@@ -30,7 +31,7 @@ type Config struct {
 	Runner      Runner
 	Worker      string
 	Concurrency int           // syncs at once in this process; default 4
-	Lease       time.Duration // of a claimed run until its first heartbeat; default syncer.DefaultLease
+	Lease       time.Duration // of a claimed run until its first heartbeat; default vocab.DefaultLease
 	Alerts      Alerts        // optional: told when runs end (internal/alert.Notifier)
 	Metrics     Observer      // optional: claims and runs, for /metrics (internal/metrics)
 	Logger      *slog.Logger
@@ -87,7 +88,7 @@ func New(cfg Config) *Dispatcher {
 		panic("dispatch: Store and Runner are required")
 	}
 	cfg.Concurrency = max(cmp.Or(cfg.Concurrency, 4), 1)
-	cfg.Lease = cmp.Or(cfg.Lease, syncer.DefaultLease)
+	cfg.Lease = cmp.Or(cfg.Lease, vocab.DefaultLease)
 	cfg.Worker = cmp.Or(cfg.Worker, "kvsync")
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -190,18 +191,18 @@ func (d *Dispatcher) run(c store.Claim, results chan<- RunResult) {
 	d.cfg.Metrics.RunStarted()
 	started := time.Now()
 	res, err := d.cfg.Runner.Run(d.runCtx, syncer.Request{RunID: c.RunID, CredentialID: c.CredentialID,
-		SyncType: c.SyncType, Trigger: "cron"})
+		SyncType: c.SyncType, Trigger: vocab.Cron})
 	if err != nil && !errors.Is(err, syncer.ErrLeaseLost) {
 		log.Error("run could not be carried out", "err", err)
 		// Whatever happened, the run's row must not stay 'running' until its lease expires.
 		fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if _, ferr := d.cfg.Store.FinishRun(fctx, c.RunID, store.Finish{Status: "failed", Error: err.Error()}); ferr == nil {
-			res.Status = "failed"
+		if _, ferr := d.cfg.Store.FinishRun(fctx, c.RunID, store.Finish{Status: vocab.Failed, Error: err.Error()}); ferr == nil {
+			res.Status = vocab.Failed
 		}
 		cancel()
 	}
 	if res.Status == "" && err != nil {
-		res.Status = "failed"
+		res.Status = vocab.Failed
 	}
 	d.cfg.Metrics.RunEnded(c.SyncType, res, time.Since(started))
 	d.notify()

@@ -24,7 +24,7 @@ type FanOut struct {
 
 // Run posts the claimed run and returns the replica's result.
 func (f FanOut) Run(ctx context.Context, req syncer.Request) (syncer.Result, error) {
-	body, _ := json.Marshal(wire.SyncRequest{CredentialID: req.CredentialID, SyncType: req.SyncType, RunID: req.RunID})
+	body, _ := json.Marshal(wire.SyncRequest{CredentialID: req.CredentialID, SyncType: string(req.SyncType), RunID: req.RunID})
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, f.URL, bytes.NewReader(body))
 	if err != nil {
 		return syncer.Result{}, redact.Error(err)

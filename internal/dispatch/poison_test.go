@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kvsync/kvsync/internal/errs"
+	"github.com/kvsync/kvsync/internal/vocab"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -55,7 +56,7 @@ func TestTickClaimsPastPoisonRows(t *testing.T) {
 	require.Len(t, tick.Claimed, 1, "the poison schedule backs off; the healthy one is claimed")
 	assert.Equal(t, healthy, tick.Claimed[0].ScheduleID)
 	runs := b.waitRuns(t, 1)
-	assert.Equal(t, "success", runs[0].Result.Status)
+	assert.Equal(t, vocab.Success, runs[0].Result.Status)
 	var failures int
 	require.NoError(t, b.db.QueryRow(ctx, `select consecutive_failures from kiotviet_sync_schedules where id = $1`, poison).Scan(&failures))
 	assert.Equal(t, 1000000, failures, "the count stays at its bound")
@@ -69,5 +70,5 @@ func TestTickClaimsPastPoisonRows(t *testing.T) {
 	require.Error(t, tick.RescueErr)
 	require.Len(t, tick.Claimed, 1)
 	assert.Equal(t, healthy, tick.Claimed[0].ScheduleID)
-	assert.Equal(t, "success", b.waitRuns(t, 1)[0].Result.Status)
+	assert.Equal(t, vocab.Success, b.waitRuns(t, 1)[0].Result.Status)
 }

@@ -206,6 +206,20 @@ var vietnam = time.FixedZone("ICT", 7*3600)
 // are written in.
 func VietnamZone() *time.Location { return vietnam }
 
+// ParseDateFrom reads a date a user gives (the HTTP dateFrom option, the CLI's --date-from): RFC 3339,
+// or a date or date-time without an offset, read as Vietnam time as KiotViet's own dates are.
+func ParseDateFrom(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02T15:04:05"} {
+		if t, err := time.ParseInLocation(layout, s, vietnam); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a date: use 2006-01-02, 2006-01-02T15:04 or RFC 3339", s)
+}
+
 // ParseTime reads a KiotViet date. Dates without an offset (entity dates
 // such as "2025-02-19T08:41:34.0530000") are Vietnam time; dates with an
 // offset or Z (envelope timestamps, webhooks) keep it; .NET's

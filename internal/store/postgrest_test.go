@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/errs"
 
 	"github.com/stretchr/testify/assert"
@@ -139,7 +140,7 @@ func TestPostgRESTWireFormatClaimDue(t *testing.T) {
 
 	require.Len(t, claims, 1)
 	assert.Equal(t, "11111111-1111-1111-1111-111111111111", claims[0].RunID)
-	assert.Equal(t, "products", claims[0].SyncType)
+	assert.Equal(t, vocab.Products, claims[0].SyncType)
 	assert.True(t, claims[0].SlotAt.Equal(time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)))
 
 	// A second call sends the same headers once each (no accumulation on the shared transport).

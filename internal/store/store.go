@@ -12,6 +12,7 @@ import (
 
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/redact"
+	"github.com/kvsync/kvsync/internal/vocab"
 )
 
 // Arg is one named argument of an SQL function (p_run_id, p_rows, …).
@@ -84,11 +85,11 @@ func (s *Store) call(ctx context.Context, fn string, out any, set bool, args ...
 
 // Claim is one due schedule claimed for this worker, with its running log row.
 type Claim struct {
-	RunID        string    `json:"run_id"`
-	ScheduleID   string    `json:"schedule_id"`
-	CredentialID string    `json:"credential_id"`
-	SyncType     string    `json:"sync_type"`
-	SlotAt       time.Time `json:"slot_at"`
+	RunID        string         `json:"run_id"`
+	ScheduleID   string         `json:"schedule_id"`
+	CredentialID string         `json:"credential_id"`
+	SyncType     vocab.SyncType `json:"sync_type"`
+	SlotAt       time.Time      `json:"slot_at"`
 }
 
 // ClaimDue claims up to limit due schedules (kiotviet_claim_due).
@@ -115,7 +116,7 @@ func (s *Store) RescueExpired(ctx context.Context) ([]Rescued, error) {
 
 // StartRun opens a running log row outside the schedule (kiotviet_start_run). A credential that is
 // already syncing gives an *Error with errs.Conflict.
-func (s *Store) StartRun(ctx context.Context, credentialID, syncType, trigger, worker string, lease time.Duration, options json.RawMessage) (string, error) {
+func (s *Store) StartRun(ctx context.Context, credentialID string, syncType vocab.SyncType, trigger vocab.Trigger, worker string, lease time.Duration, options json.RawMessage) (string, error) {
 	if len(options) == 0 {
 		options = json.RawMessage(`{}`)
 	}
@@ -240,7 +241,7 @@ func (s *Store) Sweep(ctx context.Context, runID, credentialID, stream string, t
 
 // Finish is a run's outcome.
 type Finish struct {
-	Status   string // success | partial | failed | skipped
+	Status   vocab.Status // success | partial | failed | skipped
 	Records  int
 	Stats    any
 	APICalls int64
@@ -465,7 +466,7 @@ func (s *Store) UpsertSchedule(ctx context.Context, sc Schedule) (string, error)
 
 func leaseSeconds(d time.Duration) int {
 	if d <= 0 {
-		return 120
+		d = vocab.DefaultLease
 	}
 	return int((d + time.Second - 1) / time.Second)
 }
@@ -484,15 +485,15 @@ func (s *Store) CallerIsAdmin(ctx context.Context, claims map[string]any) (bool,
 
 // Outcome is a finished run seen from its schedule, for alerts.
 type Outcome struct {
-	RunID               string     `json:"run_id"`
-	ScheduleID          *string    `json:"schedule_id"`
-	RetailerName        *string    `json:"retailer_name"`
-	SyncType            string     `json:"sync_type"`
-	Status              string     `json:"status"`
-	ErrorMessage        *string    `json:"error_message"`
-	ConsecutiveFailures int        `json:"consecutive_failures"`
-	PreviousStatus      *string    `json:"previous_status"`
-	NextRunAt           *time.Time `json:"next_run_at"`
+	RunID               string         `json:"run_id"`
+	ScheduleID          *string        `json:"schedule_id"`
+	RetailerName        *string        `json:"retailer_name"`
+	SyncType            vocab.SyncType `json:"sync_type"`
+	Status              vocab.Status   `json:"status"`
+	ErrorMessage        *string        `json:"error_message"`
+	ConsecutiveFailures int            `json:"consecutive_failures"`
+	PreviousStatus      *vocab.Status  `json:"previous_status"`
+	NextRunAt           *time.Time     `json:"next_run_at"`
 }
 
 // RunOutcome reads a finished run's outcome (kiotviet_run_outcome).
@@ -549,9 +550,9 @@ func (s *Store) Status(ctx context.Context) ([]ScheduleStatus, error) {
 type RunLog struct {
 	ID            string          `json:"id"`
 	CredentialID  *string         `json:"credential_id"`
-	SyncType      string          `json:"sync_type"`
-	Status        string          `json:"status"`
-	Trigger       string          `json:"trigger"`
+	SyncType      vocab.SyncType  `json:"sync_type"`
+	Status        vocab.Status    `json:"status"`
+	Trigger       vocab.Trigger   `json:"trigger"`
 	RecordsSynced int             `json:"records_synced"`
 	APICalls      int64           `json:"api_calls"`
 	Stats         json.RawMessage `json:"stats"`

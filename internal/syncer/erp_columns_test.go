@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"context"
+	"github.com/kvsync/kvsync/internal/vocab"
 	"net/http"
 	"sync"
 	"testing"
@@ -29,7 +30,7 @@ func TestEveryERPColumnFollowsTheShop(t *testing.T) {
 	}
 	b.onFetch.Store(&hook)
 	res := b.sync(t, "products_full", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	b.equal(t, false)
 	mu.Lock()
 	for _, include := range []string{"includeInventory=true", "includeQuantity=true", "includePricebook=true",
@@ -57,7 +58,7 @@ func TestEveryERPColumnFollowsTheShop(t *testing.T) {
 	changed := b.fake.ChangeEveryArray()
 	require.Len(t, changed, kiotvietfake.ArrayComponents+1, "one product changed per array")
 	res = b.sync(t, "products_full", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	assert.Equal(t, "incremental", res.Streams["products"].Mode)
 	assert.GreaterOrEqual(t, res.Streams["products"].Written, len(changed))
 	b.equal(t, false)
@@ -67,14 +68,14 @@ func TestEveryERPColumnFollowsTheShop(t *testing.T) {
 // database, its name stays; products and stock pages read later do not bring it back.
 func TestDeactivatedBranchLosesItsStockAndKeepsItsName(t *testing.T) {
 	b := setup(t, 200)
-	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
-	require.Equal(t, "success", b.sync(t, "inventory", false).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "inventory", false).Status)
 	b.equal(t, false)
 	gone := b.fake.Snapshot().Branches[1]
 	require.NoError(t, b.fake.DeactivateBranch(gone.ID))
 	b.fake.ResetCounts()
 	res := b.sync(t, "inventory", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	assert.Equal(t, int64(1), b.fake.Counts()["/branches"], "the branch read, deactivations included, is one request")
 	assert.Equal(t, 200, res.Streams["branches"].Deleted, "one stock row per product went")
 	b.equal(t, false)
@@ -85,8 +86,8 @@ func TestDeactivatedBranchLosesItsStockAndKeepsItsName(t *testing.T) {
 	assert.Equal(t, gone.Name, name)
 	assert.False(t, active)
 	// a full product pass and a second inventory run keep it that way
-	require.Equal(t, "success", b.sync(t, "products_full", true).Status)
-	require.Equal(t, "success", b.sync(t, "inventory", false).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "products_full", true).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "inventory", false).Status)
 	b.equal(t, false)
 }
 
@@ -99,7 +100,7 @@ func TestDeletedCodesAndCategoriesNeverShow(t *testing.T) {
 		ListDeleted: true, Now: func() time.Time { return time.Now().Add(-time.Hour) }})
 	_, err := b.fake.AddCategory("Hàng thanh lý", 0) // no product uses it
 	require.NoError(t, err)
-	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	deleted := b.fake.DeleteProducts(6)
 	// a product re-created with a deleted one's code, then deleted again: two "{DEL}" rows share a code
 	_, code, ok := b.fake.ReuseDeletedCode()
@@ -115,7 +116,7 @@ func TestDeletedCodesAndCategoriesNeverShow(t *testing.T) {
 	require.NoError(t, b.fake.DeleteCategory(cat))
 
 	res := b.sync(t, "products_full", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	b.equal(t, false)
 	var dels int
 	require.NoError(t, b.db.QueryRow(context.Background(),
@@ -123,7 +124,7 @@ func TestDeletedCodesAndCategoriesNeverShow(t *testing.T) {
 	assert.Zero(t, dels)
 
 	res = b.sync(t, "products_full", true)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	require.NotNil(t, res.Streams["products"].Swept)
 	assert.True(t, *res.Streams["products"].Swept, "the {DEL} rows count as seen, so the full pass can sweep")
 	b.equal(t, false)

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/secret"
@@ -23,33 +24,12 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	DefaultLease          = 2 * time.Minute
 	DefaultHeartbeatEvery = 10 * time.Second // the issue asks for ≤ 15 s
 	DefaultOverlap        = 5 * time.Minute
 	DefaultFullEvery      = 24 * time.Hour
 	// DefaultWriteBatchPages: the pages a pass reads at once (kiotviet.DefaultReadConcurrency) can be
 	// written in one call when they queue up behind the writer.
 	DefaultWriteBatchPages = kiotviet.DefaultReadConcurrency
-)
-
-// SyncTypes are the sync types a schedule or a request may name, and the streams each runs, in order.
-// products and products_full are the same work: one /products fetch feeds every product table.
-var SyncTypes = map[string][]string{
-	"categories":    {StreamCategories},
-	"products":      {StreamCategories, StreamProducts},
-	"products_full": {StreamCategories, StreamProducts},
-	"inventory":     {StreamBranches, StreamStock},
-	"attributes":    {StreamAttributes},
-	"all":           {StreamCategories, StreamProducts, StreamAttributes},
-}
-
-// Stream names, as they appear in run stats, replies and kiotviet_sync_state.
-const (
-	StreamCategories = "categories"
-	StreamProducts   = "products"
-	StreamBranches   = "branches"
-	StreamStock      = "inventory"
-	StreamAttributes = "attributes"
 )
 
 // Config is what an Engine needs. Zero values mean the defaults above.
@@ -93,7 +73,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Store == nil || cfg.Keys == nil {
 		return nil, errors.New("syncer: Store and Keys are required")
 	}
-	cfg.Lease = cmp.Or(cfg.Lease, DefaultLease)
+	cfg.Lease = cmp.Or(cfg.Lease, vocab.DefaultLease)
 	cfg.HeartbeatEvery = cmp.Or(cfg.HeartbeatEvery, DefaultHeartbeatEvery)
 	cfg.Overlap = cmp.Or(cfg.Overlap, DefaultOverlap)
 	cfg.FullEvery = cmp.Or(cfg.FullEvery, DefaultFullEvery)
@@ -121,8 +101,8 @@ func New(cfg Config) (*Engine, error) {
 type Request struct {
 	RunID        string // a run already claimed by the dispatcher; empty: the engine starts one
 	CredentialID string
-	SyncType     string
-	Trigger      string // manual | api | cron | webhook (for a run the engine starts)
+	SyncType     vocab.SyncType
+	Trigger      vocab.Trigger // for a run the engine starts
 	PageSize     int
 	DateFrom     time.Time // incremental from this time instead of the cursor
 	Full         bool      // a full reconcile now
@@ -143,7 +123,7 @@ type StreamStats struct {
 // Result is a finished run.
 type Result struct {
 	RunID     string                  `json:"runId"`
-	Status    string                  `json:"status"` // success | partial | failed | skipped
+	Status    vocab.Status            `json:"status"` // success | partial | failed | skipped
 	Streams   map[string]*StreamStats `json:"results"`
 	Records   int                     `json:"records"`
 	APICalls  int64                   `json:"apiCalls"`
@@ -177,7 +157,7 @@ var ErrLeaseLost = errors.New("the run's lease expired and it was handed back")
 // run has started, its outcome is in Result and in the log row, and the error is only for a run that
 // could not be finished (lost lease, database gone).
 func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
-	streams, ok := SyncTypes[req.SyncType]
+	streams, ok := vocab.Streams[req.SyncType]
 	if !ok {
 		return Result{}, &errs.Error{Op: "sync", Code: errs.Invalid, Message: "syncType must be one of categories, products, inventory, products_full, attributes, all"}
 	}
@@ -193,14 +173,14 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if l.Status != "running" || l.CredentialID == nil || *l.CredentialID != req.CredentialID || l.SyncType != req.SyncType {
+		if l.Status != vocab.Running || l.CredentialID == nil || *l.CredentialID != req.CredentialID || l.SyncType != req.SyncType {
 			return Result{}, &errs.Error{Op: "sync", Code: errs.Invalid,
 				Message: fmt.Sprintf("runId %s is not a running %s run of credential %s", runID, req.SyncType, req.CredentialID)}
 		}
 	} else {
 		opts, _ := json.Marshal(map[string]any{"pageSize": req.PageSize, "full": req.Full, "dateFrom": tm(req.DateFrom)})
 		var err error
-		runID, err = e.cfg.Store.StartRun(ctx, req.CredentialID, req.SyncType, cmp.Or(req.Trigger, "manual"), e.cfg.Worker, e.cfg.Lease, opts)
+		runID, err = e.cfg.Store.StartRun(ctx, req.CredentialID, req.SyncType, cmp.Or(req.Trigger, vocab.Manual), e.cfg.Worker, e.cfg.Lease, opts)
 		if err != nil {
 			return Result{}, err
 		}
@@ -220,12 +200,13 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	case err != nil:
 		firstErr = err
 	case !cred.IsActive:
-		res.Status = "skipped"
+		res.Status = vocab.Skipped
 		res.Error = "credential is not active"
 	default:
 		r.client = e.client(cred)
 		startCalls := r.client.Calls()
-		for _, name := range streams {
+		for _, stream := range streams {
+			name := string(stream)
 			st := &StreamStats{}
 			res.Streams[name] = st
 			r.progress(name)
@@ -260,7 +241,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	if res.Status == "" && errors.As(firstErr, &budget) {
 		// Not a failure of the shop or of kvsync: what committed stays and the next run goes on from
 		// there once the budget has room ("API budget used up; resumes at 14:05").
-		res.Status, firstErr = "partial", budget
+		res.Status, firstErr = vocab.Partial, budget
 	}
 	if res.Status == "" {
 		res.Status = outcome(res.Streams, firstErr)
@@ -284,7 +265,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 		return res, fmt.Errorf("finish run %s: %w", runID, err)
 	}
 	res.NextRunAt = next
-	if res.Status != "success" && kiotviet.CredentialsRejected(firstErr) {
+	if res.Status != vocab.Success && kiotviet.CredentialsRejected(firstErr) {
 		// retrying every period will not help: stop the credential's schedules until it is saved again
 		n, err := e.cfg.Store.PauseSchedules(fctx, req.CredentialID, PauseReason(firstErr))
 		if err != nil {
@@ -334,9 +315,9 @@ func unreachable(err error) bool {
 }
 
 // outcome: every stream done → success; some → partial; none → failed.
-func outcome(streams map[string]*StreamStats, err error) string {
+func outcome(streams map[string]*StreamStats, err error) vocab.Status {
 	if err == nil {
-		return "success"
+		return vocab.Success
 	}
 	ok := 0
 	for _, st := range streams {
@@ -345,9 +326,9 @@ func outcome(streams map[string]*StreamStats, err error) string {
 		}
 	}
 	if ok > 0 {
-		return "partial"
+		return vocab.Partial
 	}
-	return "failed"
+	return vocab.Failed
 }
 
 // client returns the credential's long-lived KiotViet client.
@@ -463,16 +444,16 @@ func (r *run) heartbeat(ctx context.Context, cancel context.CancelCauseFunc) {
 }
 
 func (r *run) stream(ctx context.Context, name string, st *StreamStats) error {
-	switch name {
-	case StreamCategories:
+	switch vocab.Stream(name) {
+	case vocab.StreamCategories:
 		return r.categories(ctx, st)
-	case StreamProducts:
+	case vocab.StreamProducts:
 		return r.products(ctx, st)
-	case StreamBranches:
+	case vocab.StreamBranches:
 		return r.branches(ctx, st)
-	case StreamStock:
+	case vocab.StreamStock:
 		return r.stock(ctx, st)
-	case StreamAttributes:
+	case vocab.StreamAttributes:
 		return r.attributes(ctx, st)
 	}
 	return fmt.Errorf("unknown stream %q", name)
@@ -659,7 +640,7 @@ func (r *run) listOptions(full bool, from time.Time) kiotviet.ListOptions {
 }
 
 func (r *run) categories(ctx context.Context, st *StreamStats) error {
-	return pagedStream(ctx, r, StreamCategories, st, r.e.cfg.Store.ApplyCategories,
+	return pagedStream(ctx, r, string(vocab.StreamCategories), st, r.e.cfg.Store.ApplyCategories,
 		func(o kiotviet.ListOptions) *kiotviet.Pager[kiotviet.Category] { return r.client.Categories(o) },
 		func(items []kiotviet.Category) (any, []time.Time) {
 			flat := flatten(items)
@@ -688,7 +669,7 @@ func ProductIncludes(o kiotviet.ListOptions) kiotviet.ListOptions {
 }
 
 func (r *run) products(ctx context.Context, st *StreamStats) error {
-	return pagedStream(ctx, r, StreamProducts, st, r.e.cfg.Store.ApplyProducts,
+	return pagedStream(ctx, r, string(vocab.StreamProducts), st, r.e.cfg.Store.ApplyProducts,
 		func(o kiotviet.ListOptions) *kiotviet.Pager[kiotviet.Product] {
 			return r.client.Products(ProductIncludes(o))
 		},

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/kvsync/kvsync/internal/errs"
+	"github.com/kvsync/kvsync/internal/vocab"
+
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -91,7 +93,7 @@ func setupWith(t *testing.T, opts kiotvietfake.Options) *bundle {
 	return b
 }
 
-func (b *bundle) sync(t *testing.T, syncType string, full bool) syncer.Result {
+func (b *bundle) sync(t *testing.T, syncType vocab.SyncType, full bool) syncer.Result {
 	t.Helper()
 	res, err := b.engine.Run(context.Background(), syncer.Request{CredentialID: b.credID, SyncType: syncType, Full: full})
 	require.NoError(t, err)
@@ -110,7 +112,7 @@ func (b *bundle) productCalls() int64 { return b.fake.Counts()["/products"] }
 func TestFullSyncThenIncrementalConverges(t *testing.T) {
 	b := setup(t, 450)
 	res := b.sync(t, "all", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	assert.Equal(t, "full", res.Streams["products"].Mode, "no cursor yet: the first sync is a full reconcile")
 	assert.Equal(t, 450, countOf(t, b.db, "kiotviet_products_full"))
 	b.equal(t, true)
@@ -128,7 +130,7 @@ func TestFullSyncThenIncrementalConverges(t *testing.T) {
 	k := len(changed)
 	b.fake.ResetCounts()
 	res = b.sync(t, "products_full", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	assert.Equal(t, "incremental", res.Streams["products"].Mode)
 	calls := b.productCalls()
 	assert.LessOrEqual(t, calls, int64((k+99)/100+1), "incremental product calls for %d changes", k)
@@ -138,20 +140,20 @@ func TestFullSyncThenIncrementalConverges(t *testing.T) {
 
 	// Nothing changed: nothing is written.
 	res = b.sync(t, "products_full", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	assert.Zero(t, res.Streams["products"].Written, "an unchanged catalogue writes no row")
 	assert.Zero(t, res.Streams["categories"].Written)
 }
 
 func TestUnchangedFullResyncWritesNothing(t *testing.T) {
 	b := setup(t, 250)
-	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	var before int64
 	require.NoError(t, b.db.QueryRow(context.Background(),
 		`select sum(xmin::text::bigint) from kiotviet_products_full`).Scan(&before))
 
 	res := b.sync(t, "products_full", true) // a forced full reconcile reads everything again
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	assert.Equal(t, "full", res.Streams["products"].Mode)
 	assert.Equal(t, 250, res.Streams["products"].Count, "every product read once (the catch-up found nothing new)")
 	assert.Zero(t, res.Streams["products"].Written)
@@ -164,12 +166,12 @@ func TestUnchangedFullResyncWritesNothing(t *testing.T) {
 
 func TestFullReconcileDeletesWhatKiotVietNoLongerHas(t *testing.T) {
 	b := setup(t, 200)
-	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	// Rows KiotViet never reported as removed (say, deleted while nobody synced for weeks).
 	_, err := b.db.Exec(context.Background(), `insert into kiotviet_products_full (id, code, name) values (999000001, 'GHOST-1', 'ghost')`)
 	require.NoError(t, err)
 	res := b.sync(t, "products_full", true)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	require.NotNil(t, res.Streams["products"].Swept)
 	assert.True(t, *res.Streams["products"].Swept)
 	assert.Equal(t, 1, res.Streams["products"].Deleted)
@@ -178,17 +180,17 @@ func TestFullReconcileDeletesWhatKiotVietNoLongerHas(t *testing.T) {
 
 func TestInventoryStreamFollowsStockMoves(t *testing.T) {
 	b := setup(t, 220)
-	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	moved := b.fake.MoveStock(40)
 	require.NotEmpty(t, moved)
 	// Stock moves do not bump modifiedDate: an incremental product sync cannot see them …
-	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	diffs, err := synctest.Compare(context.Background(), b.db, b.fake.Snapshot(), false, 5)
 	require.NoError(t, err)
 	require.NotEmpty(t, diffs, "the fake moved stock; the products stream alone should not see it")
 	// … the inventory stream reads /productOnHands in full and does.
 	res := b.sync(t, "inventory", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	assert.Positive(t, res.Streams["inventory"].Written)
 	b.equal(t, false)
 }
@@ -203,7 +205,7 @@ func TestFaultMidRunKeepsCommittedPagesAndNextRunConverges(t *testing.T) {
 	}
 	b.onFetch.Store(&hook)
 	res := b.sync(t, "products_full", false)
-	assert.Contains(t, []string{"failed", "partial"}, res.Status)
+	assert.Contains(t, []vocab.Status{vocab.Failed, vocab.Partial}, res.Status)
 	assert.Contains(t, res.Error, "products")
 	// pages are read ahead, so which of them the fault hit depends on the order requests arrived; every
 	// page committed before it stays, whole
@@ -214,13 +216,13 @@ func TestFaultMidRunKeepsCommittedPagesAndNextRunConverges(t *testing.T) {
 	var logStatus, logErr string
 	require.NoError(t, b.db.QueryRow(context.Background(),
 		`select status, error_message from kiotviet_sync_logs where id = $1`, res.RunID).Scan(&logStatus, &logErr))
-	assert.Equal(t, res.Status, logStatus)
+	assert.Equal(t, string(res.Status), logStatus)
 	assert.Contains(t, logErr, "status 503")
 
 	b.onFetch.Store(nil)
 	b.fake.SetFaults(kiotvietfake.Faults{})
 	res = b.sync(t, "products_full", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	b.equal(t, false)
 }
 
@@ -237,7 +239,7 @@ func TestTokenExpiryAnd429StormDuringARun(t *testing.T) {
 	}
 	b.onFetch.Store(&hook)
 	res := b.sync(t, "products_full", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	b.equal(t, false)
 }
 
@@ -256,7 +258,7 @@ func TestOverlappingRunsForOneCredentialConflict(t *testing.T) {
 
 func TestTokenIsStoredEncryptedAndReused(t *testing.T) {
 	b := setup(t, 10)
-	require.Equal(t, "success", b.sync(t, "categories", false).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "categories", false).Status)
 	c, err := b.store.Credential(context.Background(), b.credID)
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(c.EncryptedToken, "v1:"), "ciphertext only")
@@ -270,7 +272,7 @@ func TestTokenIsStoredEncryptedAndReused(t *testing.T) {
 	require.NoError(t, err)
 	res, err := other.Run(context.Background(), syncer.Request{CredentialID: b.credID, SyncType: "categories"})
 	require.NoError(t, err)
-	assert.Equal(t, "success", res.Status, res.Error)
+	assert.Equal(t, vocab.Success, res.Status, res.Error)
 	assert.Equal(t, tokens, b.fake.Counts()["/connect/token"])
 }
 
@@ -292,7 +294,7 @@ func countOf(t *testing.T, db *pgxpool.Pool, table string) int {
 // shop still has.
 func TestFullPassDisturbedMidwayDeletesNothing(t *testing.T) {
 	b := setup(t, 500)
-	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	b.fake.SetFaults(kiotvietfake.Faults{Latency: 5 * time.Millisecond}) // so that pages read ahead overlap
 	var pages, catchUps atomic.Int32
 	hook := func(r *http.Request) {
@@ -310,7 +312,7 @@ func TestFullPassDisturbedMidwayDeletesNothing(t *testing.T) {
 	}
 	b.onFetch.Store(&hook)
 	res := b.sync(t, "products_full", true)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	require.NotNil(t, res.Streams["products"].Swept)
 	assert.False(t, *res.Streams["products"].Swept, "rows changed during the pass: the sweep waits for the next full reconcile")
 	assert.Zero(t, res.Streams["products"].Deleted)
@@ -328,7 +330,7 @@ func TestFullPassDisturbedMidwayDeletesNothing(t *testing.T) {
 // page boundaries, so it reads its window once more.
 func TestIncrementalPassDisturbedMidwayMissesNothing(t *testing.T) {
 	b := setup(t, 500)
-	require.Equal(t, "success", b.sync(t, "products_full", false).Status)
+	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	b.fake.ChangeProducts(250)
 	b.fake.SetFaults(kiotvietfake.Faults{Latency: 5 * time.Millisecond}) // so that pages read ahead overlap
 	var incremental atomic.Int32
@@ -339,7 +341,7 @@ func TestIncrementalPassDisturbedMidwayMissesNothing(t *testing.T) {
 	}
 	b.onFetch.Store(&hook)
 	res := b.sync(t, "products_full", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	assert.Equal(t, "incremental", res.Streams["products"].Mode)
 	b.equal(t, false)
 	assert.GreaterOrEqual(t, b.mostInFlight(), 2, "the pass read pages ahead, several at once")
@@ -370,7 +372,7 @@ func TestRejectedCredentialPausesItsSchedulesUntilSavedAgain(t *testing.T) {
 
 	b.fake.SetFaults(kiotvietfake.Faults{TokenFailNext: 50}) // the token endpoint answers 503
 	res := b.sync(t, "products_full", false)
-	assert.Equal(t, "failed", res.Status)
+	assert.Equal(t, vocab.Failed, res.Status)
 	assert.Contains(t, res.Error, "503")
 	assert.Zero(t, res.Paused, "a 5xx is not a rejection")
 	n, _ := paused()
@@ -378,7 +380,7 @@ func TestRejectedCredentialPausesItsSchedulesUntilSavedAgain(t *testing.T) {
 	b.fake.SetFaults(kiotvietfake.Faults{})
 
 	res = b.sync(t, "products_full", false)
-	assert.Equal(t, "failed", res.Status)
+	assert.Equal(t, vocab.Failed, res.Status)
 	assert.Equal(t, 2, res.Paused)
 	n, reason := paused()
 	assert.Equal(t, 2, n, "both schedules of the rejected credential are paused")
@@ -399,7 +401,7 @@ func TestRejectedCredentialPausesItsSchedulesUntilSavedAgain(t *testing.T) {
 		and next_run_at <= now()`, b.credID).Scan(&enabled))
 	assert.Equal(t, 2, enabled, "on the new credential, due at once")
 	res = b.sync(t, "products_full", false)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 }
 
 // The heartbeat publishes {stream, done, total, pages} with KiotViet's total, so a client can draw a bar:

@@ -4,6 +4,7 @@
 package wire
 
 import (
+	"github.com/kvsync/kvsync/internal/vocab"
 	"time"
 
 	"github.com/kvsync/kvsync/internal/syncer"
@@ -32,7 +33,7 @@ type SyncReply struct {
 	Success bool                           `json:"success"`
 	Results map[string]*syncer.StreamStats `json:"results"`
 	RunID   string                         `json:"runId"`
-	Status  string                         `json:"status"`
+	Status  vocab.Status                   `json:"status"`
 	Records int                            `json:"records"`
 	Error   *string                        `json:"error,omitempty"`
 }
@@ -52,14 +53,14 @@ type DispatchRequest struct {
 // DispatchedRun is one claimed run in a dispatch reply. Status, Error and Records are filled in only
 // in a {wait: true} reply, for the runs that ended in time.
 type DispatchedRun struct {
-	RunID        string    `json:"runId"`
-	ScheduleID   string    `json:"scheduleId"`
-	CredentialID string    `json:"credentialId"`
-	SyncType     string    `json:"syncType"`
-	SlotAt       time.Time `json:"slotAt"`
-	Status       string    `json:"status,omitempty"`
-	Error        *string   `json:"error,omitempty"`
-	Records      *int      `json:"records,omitempty"`
+	RunID        string         `json:"runId"`
+	ScheduleID   string         `json:"scheduleId"`
+	CredentialID string         `json:"credentialId"`
+	SyncType     vocab.SyncType `json:"syncType"`
+	SlotAt       time.Time      `json:"slotAt"`
+	Status       vocab.Status   `json:"status,omitempty"`
+	Error        *string        `json:"error,omitempty"`
+	Records      *int           `json:"records,omitempty"`
 }
 
 // DispatchAccepted is the 202 reply of a dispatch without wait: what was claimed, the syncs going on
