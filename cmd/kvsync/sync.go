@@ -116,11 +116,9 @@ func runWithProgress(ctx context.Context, e env, a *app, req syncer.Request, lea
 	res, runErr := out.res, out.err
 	if runErr != nil && !errors.Is(runErr, syncer.ErrLeaseLost) {
 		// The log row must not stay 'running' until its lease expires.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		if _, ferr := a.store.FinishRun(fctx, req.RunID, store.Finish{Status: vocab.Failed, Error: runErr.Error()}); ferr == nil {
+		if syncer.Abandon(a.store, req.RunID, runErr) {
 			res.Status = vocab.Failed
 		}
-		cancel()
 	}
 	return res, runErr
 }

@@ -195,11 +195,9 @@ func (d *Dispatcher) run(c store.Claim, results chan<- RunResult) {
 	if err != nil && !errors.Is(err, syncer.ErrLeaseLost) {
 		log.Error("run could not be carried out", "err", err)
 		// Whatever happened, the run's row must not stay 'running' until its lease expires.
-		fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if _, ferr := d.cfg.Store.FinishRun(fctx, c.RunID, store.Finish{Status: vocab.Failed, Error: err.Error()}); ferr == nil {
+		if syncer.Abandon(d.cfg.Store, c.RunID, err) {
 			res.Status = vocab.Failed
 		}
-		cancel()
 	}
 	if res.Status == "" && err != nil {
 		res.Status = vocab.Failed

@@ -148,6 +148,18 @@ func PauseReason(err error) string {
 	return "KiotViet rejected the client id or secret" + detail + ": save the connection again (ERP settings, or kvsync credentials add)"
 }
 
+// Abandon finishes a run as failed with cause, for a caller whose runner could not carry it out (a
+// fan-out reply that never came, a claimed run the engine refused, an engine that could not finish
+// it): the run's row must not stay 'running' until its lease expires. Together with the end of
+// Engine.Run it is the only code that finishes a run (TestOnlyTheEngineFinishesRuns holds every other
+// package to it). It reports whether the run was finished now; false when it had already ended.
+func Abandon(st *store.Store, runID string, cause error) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := st.FinishRun(ctx, runID, store.Finish{Status: vocab.Failed, Error: cause.Error()})
+	return err == nil
+}
+
 // ErrLeaseLost means the run's lease was taken away (the run was rescued as dead); nothing more was
 // written after that.
 var ErrLeaseLost = errors.New("the run's lease expired and it was handed back")
@@ -159,7 +171,7 @@ var ErrLeaseLost = errors.New("the run's lease expired and it was handed back")
 func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	streams, ok := vocab.Streams[req.SyncType]
 	if !ok {
-		return Result{}, &errs.Error{Op: "sync", Code: errs.Invalid, Message: "syncType must be one of categories, products, inventory, products_full, attributes, all"}
+		return Result{}, &errs.Error{Op: "sync", Code: errs.Invalid, Message: "syncType must be one of " + vocab.Names(vocab.SyncTypes)}
 	}
 	if !kiotviet.PageSizeOK(req.PageSize) {
 		return Result{}, &errs.Error{Op: "sync", Code: errs.Invalid,
