@@ -3,15 +3,15 @@ package kiotvietsync_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/kvsync/kvsync/internal/vocab"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvsync/kvsync/internal/vocab"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
@@ -48,19 +48,9 @@ type env struct {
 func setup(t *testing.T) *env {
 	t.Helper()
 	db := testdb.Exclusive(t)
-	e := &env{store: store.New(store.PG{Pool: db})}
-	e.fake = kiotvietfake.New(kiotvietfake.Options{Products: 120, Branches: 2, Seed: 3, RateLimitPerHour: -1})
-	fsrv := httptest.NewServer(e.fake.Handler())
-	t.Cleanup(fsrv.Close)
-	e.fakeURL = fsrv.URL
-	var err error
-	e.keys, err = secret.ParseKeys("k1:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)), "")
-	require.NoError(t, err)
-	e.kvcfg = kiotviet.Config{TokenURL: fsrv.URL + "/connect/token", APIURL: fsrv.URL}
-	engine, err := syncer.New(syncer.Config{Store: e.store, Keys: e.keys, KiotViet: e.kvcfg, Worker: "test"})
-	require.NoError(t, err)
-	e.credID, err = synctest.SaveCredential(context.Background(), e.store, e.keys, e.fake.Credentials())
-	require.NoError(t, err)
+	s := synctest.NewStack(t, db, synctest.StackOptions{Fake: kiotvietfake.Options{Products: 120, Branches: 2, Seed: 3, RateLimitPerHour: -1}})
+	e := &env{store: s.Store, fake: s.Fake, fakeURL: s.FakeURL, keys: s.Keys, kvcfg: s.KiotViet, credID: s.CredID}
+	engine := s.Engine
 	authn, err := auth.New(auth.Config{CronSecret: cronSecret, ServiceKeys: []string{serviceKey}, JWTSecret: jwtSecret})
 	require.NoError(t, err)
 	mux := http.NewServeMux()

@@ -1,9 +1,7 @@
 package dispatch_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,7 +20,6 @@ import (
 	"github.com/kvsync/kvsync/functions/schedulesync"
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/dispatch"
-	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/kiotvietfake"
 	"github.com/kvsync/kvsync/internal/secret"
 	"github.com/kvsync/kvsync/internal/store"
@@ -46,20 +43,9 @@ type bundle struct {
 func setup(t *testing.T, products int) *bundle {
 	t.Helper()
 	b := &bundle{db: testdb.Exclusive(t), done: make(chan dispatch.RunResult, 1000)}
-	b.store = store.New(store.PG{Pool: b.db})
-	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: products, Branches: 2, Seed: 11, RateLimitPerHour: -1,
-		OtherRetailers: otherShops})
-	fsrv := httptest.NewServer(b.fake.Handler())
-	t.Cleanup(fsrv.Close)
-	var err error
-	b.keys, err = secret.ParseKeys("k1:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)), "")
-	require.NoError(t, err)
-	b.engine, err = syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "test",
-		KiotViet: kiotviet.Config{TokenURL: fsrv.URL + "/connect/token", APIURL: fsrv.URL, MaxAttempts: 2,
-			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }}})
-	require.NoError(t, err)
-	b.credID, err = synctest.SaveCredential(context.Background(), b.store, b.keys, b.fake.Credentials())
-	require.NoError(t, err)
+	s := synctest.NewStack(t, b.db, synctest.StackOptions{MaxAttempts: 2, NoBackoff: true,
+		Fake: kiotvietfake.Options{Products: products, Branches: 2, Seed: 11, RateLimitPerHour: -1, OtherRetailers: otherShops}})
+	b.fake, b.keys, b.store, b.engine, b.credID = s.Fake, s.Keys, s.Store, s.Engine, s.CredID
 	return b
 }
 

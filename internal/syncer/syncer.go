@@ -15,11 +15,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/secret"
 	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/vocab"
 )
 
 // Defaults for Config's zero values.

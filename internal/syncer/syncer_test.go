@@ -15,7 +15,6 @@ import (
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/vocab"
 
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -64,32 +63,25 @@ func setup(t *testing.T, products int) *bundle {
 
 func setupWith(t *testing.T, opts kiotvietfake.Options) *bundle {
 	t.Helper()
-	ctx := context.Background()
-	b := &bundle{db: testdb.Exclusive(t), keys: testKeys(t)}
-	b.fake = kiotvietfake.New(opts)
-	h := b.fake.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/products" {
-			b.mu.Lock()
-			b.inFlight++
-			b.most = max(b.most, b.inFlight)
-			b.mu.Unlock()
-			defer func() { b.mu.Lock(); b.inFlight--; b.mu.Unlock() }()
-		}
-		if f := b.onFetch.Load(); f != nil {
-			(*f)(r)
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	b.store = store.New(store.PG{Pool: b.db})
-	var err error
-	b.kv = kiotviet.Config{TokenURL: srv.URL + "/connect/token", APIURL: srv.URL, MaxAttempts: 3,
-		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }}
-	b.engine, err = syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "test", KiotViet: b.kv})
-	require.NoError(t, err)
-	b.credID, err = synctest.SaveCredential(ctx, b.store, b.keys, b.fake.Credentials())
-	require.NoError(t, err)
+	b := &bundle{db: testdb.Exclusive(t)}
+	s := synctest.NewStack(t, b.db, synctest.StackOptions{Fake: opts, MaxAttempts: 3, NoBackoff: true,
+		Wrap: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/products" {
+					b.mu.Lock()
+					b.inFlight++
+					b.most = max(b.most, b.inFlight)
+					b.mu.Unlock()
+					defer func() { b.mu.Lock(); b.inFlight--; b.mu.Unlock() }()
+				}
+				if f := b.onFetch.Load(); f != nil {
+					(*f)(r)
+				}
+				h.ServeHTTP(w, r)
+			})
+		}})
+	b.fake, b.keys, b.store, b.engine, b.credID = s.Fake, s.Keys, s.Store, s.Engine, s.CredID
+	b.kv = s.KiotViet
 	return b
 }
 
