@@ -2,11 +2,12 @@ package syncer_test
 
 import (
 	"context"
-	"github.com/kvsync/kvsync/internal/vocab"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvsync/kvsync/internal/vocab"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/vocab"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
@@ -162,7 +164,7 @@ func TestRunLosingTheDatabaseFinishesWhenItIsBack(t *testing.T) {
 		t.Fatal("the run did not finish once the database was back")
 	}
 	require.NoError(t, o.err, "the run finished")
-	assert.Contains(t, []string{"failed", "partial"}, o.res.Status)
+	assert.Contains(t, []vocab.Status{vocab.Failed, vocab.Partial}, o.res.Status)
 	assert.Less(t, time.Since(back), 30*time.Second, "finished soon after the database came back")
 	assert.Less(t, time.Since(started), lease, "finished before its lease would have expired")
 
@@ -170,7 +172,7 @@ func TestRunLosingTheDatabaseFinishesWhenItIsBack(t *testing.T) {
 	var completed time.Time
 	require.NoError(t, pool.QueryRow(ctx, `select status, completed_at from kiotviet_sync_logs where id = $1`, o.res.RunID).
 		Scan(&status, &completed))
-	assert.Equal(t, o.res.Status, status, "the log row holds the outcome the worker kept")
+	assert.Equal(t, string(o.res.Status), status, "the log row holds the outcome the worker kept")
 	var products int
 	require.NoError(t, pool.QueryRow(ctx, `select count(*)::int from kiotviet_products_full`).Scan(&products))
 	require.NotNil(t, o.res.Streams["products"])
@@ -179,7 +181,7 @@ func TestRunLosingTheDatabaseFinishesWhenItIsBack(t *testing.T) {
 	// the credential syncs again at once, and the shop is whole
 	res, err := engine.Run(ctx, syncer.Request{CredentialID: credID, SyncType: "products_full"})
 	require.NoError(t, err)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	diffs, err := synctest.Compare(ctx, pool, fake.Snapshot(), false, 10)
 	require.NoError(t, err)
 	assert.Empty(t, diffs)

@@ -428,7 +428,7 @@ func TestHeartbeatPublishesProgressWithTotal(t *testing.T) {
 	b.onFetch.Store(&hook)
 	res, err := engine.Run(ctx, syncer.Request{RunID: runID, CredentialID: b.credID, SyncType: "products_full"})
 	require.NoError(t, err)
-	require.Equal(t, "success", res.Status, res.Error)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
 	p := seen.Load()
 	require.NotNil(t, p, "a heartbeat published the products stream's progress mid-run")
 	assert.Equal(t, 600, p.Total, "total is KiotViet's total for the products list")
