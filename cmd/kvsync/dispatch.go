@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/errs"
+	"github.com/kvsync/kvsync/internal/vocab"
 )
 
 func cmdDispatch(ctx context.Context, e env) error {

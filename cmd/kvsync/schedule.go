@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kvsync/kvsync/internal/syncer"
-	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/vocab"
 )
 
 const scheduleUsage = `

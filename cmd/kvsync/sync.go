@@ -11,11 +11,11 @@ import (
 	"sort"
 	"time"
 
-	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/vocab"
 )
 
 func cmdSync(ctx context.Context, e env) error {

@@ -11,13 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/httpx"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/redact"
 	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/wire"
 )
 

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/httpx"
 	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/webhook"
@@ -56,24 +57,24 @@ func Handler(d Deps) http.Handler {
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				httpx.WriteError(w, r, log, httpx.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", httpx.MaxBody))
+				httpx.WriteError(w, r, log, errs.E(errs.TooLarge, "request body is larger than %d bytes", httpx.MaxBody))
 				return
 			}
-			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusBadRequest, "could not read the request body"))
+			httpx.WriteError(w, r, log, errs.E(errs.Invalid, "could not read the request body"))
 			return
 		}
 		q := r.URL.Query()
 		var credential *string
 		if c := q.Get("credential"); c != "" {
 			if !uuidRE.MatchString(c) {
-				httpx.WriteError(w, r, log, httpx.Errorf(http.StatusUnauthorized, "unknown webhook endpoint: credential in the URL is not a credential id"))
+				httpx.WriteError(w, r, log, errs.E(errs.Unauthorized, "unknown webhook endpoint: credential in the URL is not a credential id"))
 				return
 			}
 			credential = &c
 		}
 		event := q.Get("event")
 		if event != "" && !webhook.KnownType(event) {
-			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusBadRequest, "event in the URL is not a KiotViet event type (such as product.update)"))
+			httpx.WriteError(w, r, log, errs.E(errs.Invalid, "event in the URL is not a KiotViet event type (such as product.update)"))
 			return
 		}
 		delivery, decodeErr := webhook.Decode(body, event)
@@ -83,10 +84,10 @@ func Handler(d Deps) http.Handler {
 		}
 		if credential == nil && retailer == nil {
 			if decodeErr != nil {
-				httpx.WriteError(w, r, log, httpx.Errorf(http.StatusBadRequest, "%s", decodeErr.Error()))
+				httpx.WriteError(w, r, log, errs.E(errs.Invalid, "%s", decodeErr.Error()))
 				return
 			}
-			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusUnauthorized, "unknown retailer: the delivery names no retailer and the URL no credential"))
+			httpx.WriteError(w, r, log, errs.E(errs.Unauthorized, "unknown retailer: the delivery names no retailer and the URL no credential"))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), StoreTimeout)
@@ -97,25 +98,25 @@ func Handler(d Deps) http.Handler {
 			return
 		}
 		if !ok {
-			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusUnauthorized, "unknown retailer: no webhook endpoint is set up for it (kvsync webhooks register)"))
+			httpx.WriteError(w, r, log, errs.E(errs.Unauthorized, "unknown retailer: no webhook endpoint is set up for it (kvsync webhooks register)"))
 			return
 		}
 		sig := r.Header.Get(webhook.SignatureHeader)
 		if sig == "" {
-			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusUnauthorized, "unsigned: the %s header is missing", webhook.SignatureHeader))
+			httpx.WriteError(w, r, log, errs.E(errs.Unauthorized, "unsigned: the %s header is missing", webhook.SignatureHeader))
 			return
 		}
 		key, err := d.Keys.Decrypt(ep.EncryptedSecret, webhook.SecretAAD(ep.CredentialID))
 		if err != nil {
-			httpx.WriteError(w, r, log, &httpx.Error{Status: http.StatusInternalServerError, Message: "internal error", Err: errors.New("the webhook secret does not decrypt with the configured keys")})
+			httpx.WriteError(w, r, log, errs.Wrap(errs.Internal, errors.New("the webhook secret does not decrypt with the configured keys"), "internal error"))
 			return
 		}
 		if !webhook.Verify(key, body, sig) {
-			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusUnauthorized, "bad signature: %s does not match the body", webhook.SignatureHeader))
+			httpx.WriteError(w, r, log, errs.E(errs.Unauthorized, "bad signature: %s does not match the body", webhook.SignatureHeader))
 			return
 		}
 		if decodeErr != nil {
-			httpx.WriteError(w, r, log, httpx.Errorf(http.StatusBadRequest, "%s", decodeErr.Error()))
+			httpx.WriteError(w, r, log, errs.E(errs.Invalid, "%s", decodeErr.Error()))
 			return
 		}
 		types := delivery.Types()

@@ -10,11 +10,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/httpx"
+	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/wire"
 )
 

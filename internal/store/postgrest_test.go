@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/errs"
+	"github.com/kvsync/kvsync/internal/vocab"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 the errors start with the name of the KiotViet field they are about (Notifications, Data)
+
 package webhook
 
 import (

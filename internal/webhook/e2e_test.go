@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/vocab"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -54,7 +56,7 @@ func newShop(t *testing.T, products int) *shop {
 	require.NoError(t, err)
 	s.cred, err = synctest.SaveCredential(ctx, s.st, keys, s.fake.Credentials())
 	require.NoError(t, err)
-	for _, typ := range []string{"products_full", "inventory"} {
+	for _, typ := range []vocab.SyncType{vocab.ProductsFull, vocab.Inventory} {
 		_, err := s.engine.Run(ctx, syncer.Request{CredentialID: s.cred, SyncType: typ, Trigger: "manual", Full: true})
 		require.NoError(t, err)
 	}
