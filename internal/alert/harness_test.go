@@ -300,7 +300,7 @@ func (s *shop) runOnce(t *testing.T, r *replica, scheduleID string) string {
 	require.Len(t, tick.Claimed, 1)
 	select {
 	case res := <-r.done:
-		return res.Result.Status
+		return string(res.Result.Status)
 	case <-time.After(time.Minute):
 		t.Fatal("the run did not end")
 	}

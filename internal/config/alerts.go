@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"net/mail"
 	"net/url"
 	"strconv"
@@ -102,7 +103,7 @@ func (l *loader) alerts() Alerts {
 
 	a.TelegramToken = Secret(l.get("KIOTVIET_ALERT_TELEGRAM_BOT_TOKEN"))
 	a.TelegramChatID = l.get("KIOTVIET_ALERT_TELEGRAM_CHAT_ID")
-	a.TelegramAPIURL = strings.TrimRight(cmpOr(l.get("KIOTVIET_ALERT_TELEGRAM_API_URL"), DefaultTelegramAPIURL), "/")
+	a.TelegramAPIURL = strings.TrimRight(cmp.Or(l.get("KIOTVIET_ALERT_TELEGRAM_API_URL"), DefaultTelegramAPIURL), "/")
 	l.httpURL("KIOTVIET_ALERT_TELEGRAM_API_URL", a.TelegramAPIURL, false)
 	switch {
 	case a.TelegramToken.IsSet() && a.TelegramChatID == "":
@@ -113,7 +114,7 @@ func (l *loader) alerts() Alerts {
 		l.fail("KIOTVIET_ALERT_TELEGRAM_BOT_TOKEN", "does not look like a bot token (123456:ABC…)")
 	}
 
-	a.Lang = strings.ToLower(cmpOr(l.get("KIOTVIET_ALERT_LANG"), DefaultAlertLang))
+	a.Lang = strings.ToLower(cmp.Or(l.get("KIOTVIET_ALERT_LANG"), DefaultAlertLang))
 	if a.Lang != "vi" && a.Lang != "en" {
 		l.fail("KIOTVIET_ALERT_LANG", "%q is not vi or en", a.Lang)
 	}

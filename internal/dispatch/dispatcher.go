@@ -44,14 +44,14 @@ type Config struct {
 type Observer interface {
 	Claimed(took time.Duration, n int)
 	RunStarted()
-	RunEnded(syncType string, res syncer.Result, took time.Duration)
+	RunEnded(syncType vocab.SyncType, res syncer.Result, took time.Duration)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) Claimed(time.Duration, int)                    {}
-func (nopObserver) RunStarted()                                   {}
-func (nopObserver) RunEnded(string, syncer.Result, time.Duration) {}
+func (nopObserver) Claimed(time.Duration, int)                            {}
+func (nopObserver) RunStarted()                                           {}
+func (nopObserver) RunEnded(vocab.SyncType, syncer.Result, time.Duration) {}
 
 // Alerts is told, without waiting, that runs ended or were rescued, so it looks for changes of state
 // (internal/alert.Notifier). It must never block.

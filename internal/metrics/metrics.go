@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/vocab"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -172,15 +174,16 @@ func (m *Metrics) Claimed(took time.Duration, n int) {
 func (m *Metrics) RunStarted() { m.runsInFlight.Inc() }
 
 // RunEnded records a run's duration, rows and records.
-func (m *Metrics) RunEnded(syncType string, res syncer.Result, took time.Duration) {
+func (m *Metrics) RunEnded(st vocab.SyncType, res syncer.Result, took time.Duration) {
 	m.runsInFlight.Dec()
+	syncType := string(st)
 	status := res.Status
 	switch status {
-	case "success", "partial", "failed", "skipped":
+	case vocab.Success, vocab.Partial, vocab.Failed, vocab.Skipped:
 	default:
-		status = "failed"
+		status = vocab.Failed
 	}
-	m.runDuration.WithLabelValues(syncType, status).Observe(took.Seconds())
+	m.runDuration.WithLabelValues(syncType, string(status)).Observe(took.Seconds())
 	m.recordsRead.WithLabelValues(syncType).Add(float64(res.Records))
 	var rows int
 	for _, st := range res.Streams {
