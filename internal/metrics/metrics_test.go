@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/vocab"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -122,12 +124,12 @@ func TestScrapeDuringAndAfterRuns(t *testing.T) {
 		assert.Equal(t, 1.0, fams["kvsync_runs_in_flight"].GetMetric()[0].GetGauge().GetValue(), "one run in flight")
 		assert.Equal(t, dto.MetricType_GAUGE, fams["kvsync_runs_in_flight"].GetType())
 	})
-	require.Equal(t, "success", r.Result.Status, r.Result.Error)
+	require.Equal(t, vocab.Success, r.Result.Status, r.Result.Error)
 	// one 429 then success: a retry, and the 429 counted
 	r = runOnce(kiotvietfake.Faults{Fail429Next: 1, RetryAfter: time.Second}, nil)
-	require.Equal(t, "success", r.Result.Status, r.Result.Error)
+	require.Equal(t, vocab.Success, r.Result.Status, r.Result.Error)
 	r = runOnce(kiotvietfake.Faults{Status5xxNext: 1000}, nil)
-	require.Equal(t, "failed", r.Result.Status)
+	require.Equal(t, vocab.Failed, r.Result.Status)
 
 	fams := scrape(t, srv.URL, nil)
 	hist := fams["kvsync_run_duration_seconds"]
