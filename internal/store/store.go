@@ -483,31 +483,6 @@ func (s *Store) CallerIsAdmin(ctx context.Context, claims map[string]any) (bool,
 	return ok, err
 }
 
-// Outcome is a finished run seen from its schedule, for alerts.
-type Outcome struct {
-	RunID               string         `json:"run_id"`
-	ScheduleID          *string        `json:"schedule_id"`
-	RetailerName        *string        `json:"retailer_name"`
-	SyncType            vocab.SyncType `json:"sync_type"`
-	Status              vocab.Status   `json:"status"`
-	ErrorMessage        *string        `json:"error_message"`
-	ConsecutiveFailures int            `json:"consecutive_failures"`
-	PreviousStatus      *vocab.Status  `json:"previous_status"`
-	NextRunAt           *time.Time     `json:"next_run_at"`
-}
-
-// RunOutcome reads a finished run's outcome (kiotviet_run_outcome).
-func (s *Store) RunOutcome(ctx context.Context, runID string) (Outcome, error) {
-	var rows []Outcome
-	if err := s.call(ctx, "kiotviet_run_outcome", &rows, true, Arg{"p_run_id", runID}); err != nil {
-		return Outcome{}, err
-	}
-	if len(rows) == 0 {
-		return Outcome{}, &errs.Error{Op: "kiotviet_run_outcome", Code: errs.NotFound, Message: "run " + runID + " does not exist"}
-	}
-	return rows[0], nil
-}
-
 // ScheduleStatus is one row of the kiotviet_schedule_status view.
 type ScheduleStatus struct {
 	ScheduleID          string          `json:"schedule_id"`
