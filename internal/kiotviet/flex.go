@@ -238,7 +238,12 @@ func ParseTime(s string) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, fmt.Errorf("bad date %.40q", s)
 		}
-		return time.UnixMilli(ms).In(vietnam), nil
+		t := time.UnixMilli(ms).In(vietnam)
+		if t.Year() < 1 || t.Year() > 9999 {
+			// no shop's date: and a row holding it could never be written out as JSON again
+			return time.Time{}, fmt.Errorf("bad date %.40q: year %d", s, t.Year())
+		}
+		return t, nil
 	}
 	if len(s) > 10 && s[10] == ' ' {
 		s = s[:10] + "T" + s[11:]
