@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/kvsync/kvsync/internal/config"
 	"github.com/kvsync/kvsync/internal/webhook"
 )
 
@@ -163,10 +165,6 @@ func webhooksRemove(ctx context.Context, e env) error {
 	return nil
 }
 
-// webhookStaleAfter: a credential with webhooks registered and no event for this long is reported by doctor
-// (a shop that sells daily sends stock events daily; a quiet shop can ignore the warning).
-const webhookStaleAfter = 24 * time.Hour
-
 // webhooks checks each credential's webhooks: parked events, registrations KiotViet no longer has or
 // disabled (compared live with KiotViet's list when the keys are at hand), and events that stopped arriving.
 func (d *doctor) webhooks(ctx context.Context, e env, a *app) {
@@ -186,6 +184,9 @@ func (d *doctor) webhooks(ctx context.Context, e env, a *app) {
 		live = la
 		defer la.close()
 	}
+	// no event for this long is reported, as the "webhooks stopped" alert does (a shop that sells daily
+	// sends stock events daily; a quiet shop can raise KIOTVIET_ALERT_WEBHOOKS_STOPPED_AFTER)
+	stoppedAfter := cmp.Or(a.cfg.Alerts.WebhooksStoppedAfter, config.DefaultAlertWebhooksAfter)
 	for _, h := range health {
 		name := "webhooks of " + h.RetailerName
 		fix := fmt.Sprintf("kvsync webhooks register --credential %s --url https://<kvsync host>/functions/v1/kiotviet-webhook", h.CredentialID)
@@ -219,7 +220,7 @@ func (d *doctor) webhooks(ctx context.Context, e env, a *app) {
 		switch {
 		case h.Registrations > 0 && h.LastReceivedAt == nil:
 			d.warn(name, "registered, but no event has arrived yet", "change something in the shop and check that KiotViet reaches the URL")
-		case h.Registrations > 0 && time.Since(*h.LastReceivedAt) > webhookStaleAfter:
+		case h.Registrations > 0 && time.Since(*h.LastReceivedAt) > stoppedAfter:
 			d.warn(name, "no event for "+human(time.Since(*h.LastReceivedAt)), "check the registrations in KiotViet; "+fix)
 		case len(problems) == 0 && h.Parked == 0:
 			d.pass(name, fmt.Sprintf("%d registered, %d applied, %d waiting", h.ActiveRegistrations, h.Applied, h.Pending+h.Applying))

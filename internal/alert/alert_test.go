@@ -326,3 +326,90 @@ func TestPausedOneMessageEach(t *testing.T) {
 	assert.Equal(t, []int{2, 2, 2}, []int{h, m, tg}, "one message when it is resumed")
 	assert.Contains(t, ch.tg.all()[1], "bật lại")
 }
+
+// A shop that was receiving KiotViet webhooks and gets none for longer than the limit: one message per
+// channel however many replicas look, nothing more while it stays quiet, one when events arrive again.
+// Registered but never received is not "stopped" (nothing was working); removing the registrations ends
+// the watch without a message.
+func TestWebhooksStoppedAndResumedOneMessageEach(t *testing.T) {
+	s := newShop(t)
+	ch := allChannels(t)
+	ctx := context.Background()
+	var ns []*alert.Notifier
+	for range 3 {
+		ns = append(ns, &alert.Notifier{Store: s.store, Channels: ch.list(), Lang: "en",
+			Rules: store.AlertRules{WebhooksStoppedAfter: time.Hour}})
+	}
+	together := func() {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, n := range ns {
+			wg.Add(1)
+			go func() { defer wg.Done(); <-start; n.Flush(ctx) }()
+		}
+		close(start)
+		wg.Wait()
+	}
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := s.db.Exec(ctx, sql, args...)
+		require.NoError(t, err)
+	}
+	// received is what the webhook receiver stores (functions/kiotvietwebhook), received ago
+	received := func(key string, ago time.Duration) {
+		exec(`insert into kiotviet_webhook_events (credential_id, dedupe_key, body, status, received_at)
+		      values ($1, $2, '{}', 'applied', now() - make_interval(secs => $3))`, s.credID, key, ago.Seconds())
+	}
+
+	exec(`insert into kiotviet_webhook_registrations (credential_id, event_type, kiotviet_webhook_id, url)
+	      values ($1, 'product.update', 1, 'https://kvsync.example/functions/v1/kiotviet-webhook'),
+	             ($1, 'stock.update', 2, 'https://kvsync.example/functions/v1/kiotviet-webhook')`, s.credID)
+	together()
+	h, m, tg := ch.counts(t)
+	assert.Equal(t, []int{0, 0, 0}, []int{h, m, tg}, "registered, never received: nothing stopped")
+
+	received("e1", 2*time.Hour)
+	exec(`update kiotviet_webhook_registrations set is_active = false, problem = 'disabled by KiotViet'
+	      where credential_id = $1 and event_type = 'stock.update'`, s.credID)
+	together()
+	together()
+	h, m, tg = ch.counts(t)
+	assert.Equal(t, []int{1, 1, 1}, []int{h, m, tg}, "one 'webhooks stopped' per channel across three replicas")
+	mail := ch.smtp.mails(t)[0]
+	assert.Equal(t, "[kvsync] KiotViet stopped sending webhooks for "+s.fake.Credentials().Retailer, mail.Subject)
+	assert.Contains(t, mail.Text, "Last webhook event:")
+	assert.Contains(t, mail.Text, "Alert after: 1 h 0 min")
+	assert.Contains(t, mail.Text, "Disabled by KiotViet: stock.update")
+	assert.Contains(t, mail.Text, "kvsync webhooks register --credential "+s.credID)
+	assert.Contains(t, ch.tg.all()[0], "stopped sending webhooks")
+
+	received("e2", 0)
+	together()
+	together()
+	h, m, tg = ch.counts(t)
+	assert.Equal(t, []int{2, 2, 2}, []int{h, m, tg}, "one recovery per channel when events arrive again")
+	assert.Equal(t, "[kvsync] KiotViet sends webhooks for "+s.fake.Credentials().Retailer+" again", ch.smtp.mails(t)[1].Subject)
+	assert.Contains(t, ch.hook.all()[1], "KiotViet webhooks arrive again")
+
+	var kinds []string
+	rows, err := s.db.Query(ctx, `select kind || ':' || coalesce(details ->> 'previous_state', '')
+		from kiotviet_alert_events where dedupe_key like 'webhooks:%' order by created_at`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var k string
+		require.NoError(t, rows.Scan(&k))
+		kinds = append(kinds, k)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []string{"webhooks_stopped:ok", "recovered:webhooks_stopped"}, kinds, "the events in the database")
+
+	// quiet again, then the registrations are removed: the watch ends, no message either way
+	exec(`update kiotviet_webhook_events set received_at = now() - interval '3 hours' where credential_id = $1`, s.credID)
+	exec(`delete from kiotviet_webhook_registrations where credential_id = $1`, s.credID)
+	together()
+	h, m, tg = ch.counts(t)
+	assert.Equal(t, []int{2, 2, 2}, []int{h, m, tg}, "no registration, nothing watched")
+	var states int
+	require.NoError(t, s.db.QueryRow(ctx, `select count(*) from kiotviet_alert_state where subject like 'webhooks:%'`).Scan(&states))
+	assert.Zero(t, states)
+}

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -15,8 +16,14 @@ const (
 	KindPaused      = "paused"
 	KindRunningLong = "running_long"
 	KindStale       = "stale"
-	KindTest        = "test"
+	// KindWebhooksStopped: a credential that was receiving KiotViet webhooks got none for a while; its
+	// recovery is KindRecovered with PreviousState "webhooks_stopped".
+	KindWebhooksStopped = "webhooks_stopped"
+	KindTest            = "test"
 )
+
+// webhooksResumed is the recovery of KindWebhooksStopped, in the words tables.
+const webhooksResumed = "webhooks_resumed"
 
 // Event is one change of state, as kiotviet_alert_scan raised it.
 type Event struct {
@@ -44,6 +51,10 @@ type Details struct {
 	PreviousState  string     `json:"previous_state"`
 	Since          *time.Time `json:"since"`
 	Worker         string     `json:"worker"`
+	CredentialID   string     `json:"credential_id"`
+	LastReceivedAt *time.Time `json:"last_received_at"`
+	StoppedSeconds float64    `json:"stopped_seconds"`
+	InactiveTypes  []string   `json:"inactive_types"`
 }
 
 // Message is an alert rendered for people: a subject (email, the first line elsewhere), the plain text,
@@ -59,6 +70,7 @@ var vietnam = time.FixedZone("ICT", 7*3600)
 
 type words struct {
 	shop, syncType, stream, problem, since, tries, nextTry, lastOK, todo, started, usual, never string
+	lastHook, quietFor, disabled                                                                string
 	subject                                                                                     map[string]string
 	headline                                                                                    map[string]string
 	todoFor                                                                                     map[string]string
@@ -84,26 +96,32 @@ var vi = words{
 	shop: "Cửa hàng", syncType: "Loại đồng bộ", stream: "Dữ liệu", problem: "Sự cố", since: "Từ lúc",
 	tries: "Số lần thử thất bại liên tiếp", nextTry: "Lần thử tiếp theo", lastOK: "Lần đồng bộ thành công gần nhất",
 	todo: "Cần làm", started: "Bắt đầu chạy", usual: "Thời gian thường", never: "chưa có", tz: "giờ Việt Nam",
+	lastHook: "Sự kiện webhook gần nhất", quietFor: "Ngưỡng cảnh báo", disabled: "KiotViet đã tắt webhook",
 	subject: map[string]string{
-		KindFailing:     "Đồng bộ %s của %s đang lỗi",
-		KindRecovered:   "Đồng bộ %s của %s đã hoạt động lại",
-		KindPaused:      "Đồng bộ %s của %s đã tạm dừng",
-		KindRunningLong: "Đồng bộ %s của %s chạy lâu bất thường",
-		KindStale:       "Dữ liệu %s của %s chưa được cập nhật",
-		KindTest:        "Thử kênh cảnh báo",
+		KindFailing:         "Đồng bộ %s của %s đang lỗi",
+		KindRecovered:       "Đồng bộ %s của %s đã hoạt động lại",
+		KindPaused:          "Đồng bộ %s của %s đã tạm dừng",
+		KindRunningLong:     "Đồng bộ %s của %s chạy lâu bất thường",
+		KindStale:           "Dữ liệu %s của %s chưa được cập nhật",
+		KindWebhooksStopped: "KiotViet đã ngừng gửi webhook cho %s",
+		webhooksResumed:     "KiotViet đã gửi webhook lại cho %s",
+		KindTest:            "Thử kênh cảnh báo",
 	},
 	headline: map[string]string{
-		KindRecovered:   "Lần đồng bộ gần nhất đã thành công; không cần làm gì thêm.",
-		"resumed":       "Lịch đã được bật lại; kvsync sẽ chạy ngay và báo nếu vẫn lỗi.",
-		KindPaused:      "kvsync đã ngừng chạy lịch này vì KiotViet từ chối vĩnh viễn; lịch sẽ không tự chạy lại.",
-		KindRunningLong: "Lần chạy hiện tại lâu hơn nhiều so với bình thường.",
-		KindStale:       "Không có lần đồng bộ thành công nào trong thời gian dài.",
-		KindTest:        "Đây là tin nhắn thử từ kvsync (kvsync alerts test). Nếu bạn đọc được, kênh này hoạt động.",
+		KindRecovered:       "Lần đồng bộ gần nhất đã thành công; không cần làm gì thêm.",
+		"resumed":           "Lịch đã được bật lại; kvsync sẽ chạy ngay và báo nếu vẫn lỗi.",
+		KindPaused:          "kvsync đã ngừng chạy lịch này vì KiotViet từ chối vĩnh viễn; lịch sẽ không tự chạy lại.",
+		KindRunningLong:     "Lần chạy hiện tại lâu hơn nhiều so với bình thường.",
+		KindStale:           "Không có lần đồng bộ thành công nào trong thời gian dài.",
+		KindWebhooksStopped: "Cửa hàng này đã nhận webhook từ KiotViet, nhưng lâu rồi không nhận được sự kiện nào. Lịch đồng bộ vẫn chạy nên dữ liệu vẫn đúng, chỉ cập nhật chậm hơn.",
+		webhooksResumed:     "Webhook từ KiotViet đã đến lại; thay đổi trong KiotViet lại được cập nhật trong vài giây.",
+		KindTest:            "Đây là tin nhắn thử từ kvsync (kvsync alerts test). Nếu bạn đọc được, kênh này hoạt động.",
 	},
 	todoFor: map[string]string{
-		KindPaused:      "Kiểm tra kết nối KiotViet (client id, client secret, tên cửa hàng), lưu lại kết nối trong ERP, rồi bật lại lịch: kvsync schedule resume.",
-		KindRunningLong: "Thường không cần làm gì; nếu kéo dài, xem tiến độ bằng kvsync status và nhật ký của kvsync.",
-		KindStale:       "Xem kvsync status và kvsync doctor để biết vì sao các lần đồng bộ không thành công.",
+		KindPaused:          "Kiểm tra kết nối KiotViet (client id, client secret, tên cửa hàng), lưu lại kết nối trong ERP, rồi bật lại lịch: kvsync schedule resume.",
+		KindRunningLong:     "Thường không cần làm gì; nếu kéo dài, xem tiến độ bằng kvsync status và nhật ký của kvsync.",
+		KindStale:           "Xem kvsync status và kvsync doctor để biết vì sao các lần đồng bộ không thành công.",
+		KindWebhooksStopped: "Chạy kvsync doctor (so sánh webhook đã đăng ký với danh sách của KiotViet), rồi đăng ký lại: kvsync webhooks register --credential %s --url https://<máy chủ kvsync>/functions/v1/kiotviet-webhook. Nếu cửa hàng chỉ đang vắng khách, không cần làm gì.",
 	},
 	types: map[string]string{
 		"categories": "nhóm hàng", "products": "hàng hóa", "products_full": "hàng hóa (đầy đủ)",
@@ -133,26 +151,32 @@ var en = words{
 	shop: "Shop", syncType: "Sync type", stream: "Data", problem: "What failed", since: "Since",
 	tries: "Failed tries in a row", nextTry: "Next try", lastOK: "Last successful sync",
 	todo: "What to do", started: "Started", usual: "Usually takes", never: "never", tz: "Vietnam time",
+	lastHook: "Last webhook event", quietFor: "Alert after", disabled: "Disabled by KiotViet",
 	subject: map[string]string{
-		KindFailing:     "%s sync for %s is failing",
-		KindRecovered:   "%s sync for %s works again",
-		KindPaused:      "%s sync for %s is paused",
-		KindRunningLong: "%s sync for %s is taking unusually long",
-		KindStale:       "%s data of %s is out of date",
-		KindTest:        "Alert channel test",
+		KindFailing:         "%s sync for %s is failing",
+		KindRecovered:       "%s sync for %s works again",
+		KindPaused:          "%s sync for %s is paused",
+		KindRunningLong:     "%s sync for %s is taking unusually long",
+		KindStale:           "%s data of %s is out of date",
+		KindWebhooksStopped: "KiotViet stopped sending webhooks for %s",
+		webhooksResumed:     "KiotViet sends webhooks for %s again",
+		KindTest:            "Alert channel test",
 	},
 	headline: map[string]string{
-		KindRecovered:   "The latest sync succeeded; nothing more to do.",
-		"resumed":       "The schedule was resumed; kvsync runs it now and says so if it still fails.",
-		KindPaused:      "kvsync stopped running this schedule because KiotViet refused it for good; it will not run again by itself.",
-		KindRunningLong: "The run in progress is taking much longer than usual.",
-		KindStale:       "No sync has succeeded for a long time.",
-		KindTest:        "This is a test message from kvsync (kvsync alerts test). If you can read it, this channel works.",
+		KindRecovered:       "The latest sync succeeded; nothing more to do.",
+		"resumed":           "The schedule was resumed; kvsync runs it now and says so if it still fails.",
+		KindPaused:          "kvsync stopped running this schedule because KiotViet refused it for good; it will not run again by itself.",
+		KindRunningLong:     "The run in progress is taking much longer than usual.",
+		KindStale:           "No sync has succeeded for a long time.",
+		KindWebhooksStopped: "This shop was receiving KiotViet webhooks and none has arrived for a long time. The schedules still run, so the data stays right, only later.",
+		webhooksResumed:     "KiotViet webhooks arrive again; changes in KiotViet reach the ERP within seconds again.",
+		KindTest:            "This is a test message from kvsync (kvsync alerts test). If you can read it, this channel works.",
 	},
 	todoFor: map[string]string{
-		KindPaused:      "Check the KiotViet connection (client id, client secret, shop name), save it again in the ERP, then resume the schedule: kvsync schedule resume.",
-		KindRunningLong: "Usually nothing; if it goes on, check progress with kvsync status and kvsync's logs.",
-		KindStale:       "See kvsync status and kvsync doctor for why the syncs are not succeeding.",
+		KindPaused:          "Check the KiotViet connection (client id, client secret, shop name), save it again in the ERP, then resume the schedule: kvsync schedule resume.",
+		KindRunningLong:     "Usually nothing; if it goes on, check progress with kvsync status and kvsync's logs.",
+		KindStale:           "See kvsync status and kvsync doctor for why the syncs are not succeeding.",
+		KindWebhooksStopped: "Run kvsync doctor (it compares the registered webhooks with KiotViet's list), then register again: kvsync webhooks register --credential %s --url https://<kvsync host>/functions/v1/kiotviet-webhook. If the shop is only quiet, nothing.",
 	},
 	types: map[string]string{
 		"categories": "categories", "products": "products", "products_full": "products (full)",
@@ -216,7 +240,7 @@ func Render(ev Event, lang string) Message {
 		w = en
 	}
 	d := ev.Details
-	shop := cmpOr(d.RetailerName, "?")
+	shop := cmp.Or(d.RetailerName, "?")
 	what := d.SyncType
 	if ev.Kind == KindStale {
 		what = d.Stream
@@ -226,10 +250,16 @@ func Render(ev Event, lang string) Message {
 		label = what
 	}
 	var subject string
-	if ev.Kind == KindTest {
+	webhooks := ev.Kind == KindWebhooksStopped || (ev.Kind == KindRecovered && d.PreviousState == KindWebhooksStopped)
+	switch {
+	case ev.Kind == KindTest:
 		subject = w.subject[KindTest]
-	} else {
-		subject = fmt.Sprintf(cmpOr(w.subject[ev.Kind], "%s / %s"), label, shop)
+	case webhooks && ev.Kind == KindRecovered:
+		subject = fmt.Sprintf(w.subject[webhooksResumed], shop)
+	case webhooks:
+		subject = fmt.Sprintf(w.subject[KindWebhooksStopped], shop)
+	default:
+		subject = fmt.Sprintf(cmp.Or(w.subject[ev.Kind], "%s / %s"), label, shop)
 		if lang == "en" {
 			subject = upperFirst(subject)
 		}
@@ -295,10 +325,25 @@ func Render(ev Event, lang string) Message {
 		}
 		add(w.since, at(cmpT(d.PausedAt, d.Since)))
 		todo = w.todoFor[ev.Kind]
+	case KindWebhooksStopped:
+		headline = w.headline[ev.Kind]
+		last := at(d.LastReceivedAt)
+		if last == "" {
+			last = w.never
+		}
+		add(w.lastHook, last)
+		if d.StoppedSeconds > 0 {
+			add(w.quietFor, w.minutes(time.Duration(d.StoppedSeconds*float64(time.Second))))
+		}
+		add(w.disabled, strings.Join(d.InactiveTypes, ", "))
+		todo = fmt.Sprintf(w.todoFor[ev.Kind], cmp.Or(d.CredentialID, "<credential id>"))
 	case KindRecovered:
 		headline = w.headline[ev.Kind]
-		if d.PreviousState == "paused" {
+		switch d.PreviousState {
+		case "paused":
 			headline = w.headline["resumed"]
+		case KindWebhooksStopped:
+			headline = w.headline[webhooksResumed]
 		}
 		add(w.since, at(d.Since))
 	default:
@@ -319,13 +364,6 @@ func Render(ev Event, lang string) Message {
 		fmt.Fprintf(&htm, "<p><b>%s:</b> %s</p>\n", html.EscapeString(w.todo), html.EscapeString(todo))
 	}
 	return Message{Subject: subject, Text: strings.TrimRight(text.String(), "\n") + "\n", HTML: htm.String()}
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func cmpT(a, b *time.Time) *time.Time {

@@ -72,3 +72,42 @@ func TestChannelErrorsCarryNoSecret(t *testing.T) {
 	assert.NotContains(t, out, "token=1")
 	assert.Contains(t, out, "x.example", out)
 }
+
+// Every kind reads as a sentence in both languages, names the shop and what to do, and the webhook events
+// say when the last event came and which command re-registers.
+func TestRenderEveryKindInBothLanguages(t *testing.T) {
+	at := time.Date(2026, 12, 1, 1, 30, 0, 0, time.UTC) // 08:30 in Vietnam
+	cases := []struct {
+		ev     Event
+		vi, en []string // in the subject or the text
+	}{
+		{Event{Kind: KindRunningLong, Details: Details{RetailerName: "shop1", SyncType: "products", StartedAt: &at,
+			RunningSeconds: 3600, UsualSeconds: 120}},
+			[]string{"chạy lâu bất thường", "Bắt đầu chạy: 2026-12-01 08:30", "Thời gian thường: 2 phút", "kvsync status"},
+			[]string{"is taking unusually long", "Started: 2026-12-01 08:30", "Usually takes: 2 min", "kvsync status"}},
+		{Event{Kind: KindStale, Details: Details{RetailerName: "shop1", Stream: "inventory", LastSuccessAt: &at, StaleSeconds: 86400}},
+			[]string{"Dữ liệu tồn kho của shop1 chưa được cập nhật", "Lần đồng bộ thành công gần nhất: 2026-12-01 08:30", "kvsync doctor"},
+			[]string{"Stock data of shop1 is out of date", "Last successful sync: 2026-12-01 08:30", "kvsync doctor"}},
+		{Event{Kind: KindWebhooksStopped, Details: Details{RetailerName: "shop1", CredentialID: "c0ffee00-0000-0000-0000-000000000001",
+			LastReceivedAt: &at, StoppedSeconds: 6 * 3600, InactiveTypes: []string{"stock.update"}}},
+			[]string{"KiotViet đã ngừng gửi webhook cho shop1", "Sự kiện webhook gần nhất: 2026-12-01 08:30", "Ngưỡng cảnh báo: 6 giờ 0 phút",
+				"KiotViet đã tắt webhook: stock.update", "kvsync webhooks register --credential c0ffee00-0000-0000-0000-000000000001"},
+			[]string{"KiotViet stopped sending webhooks for shop1", "Last webhook event: 2026-12-01 08:30", "Alert after: 6 h 0 min",
+				"Disabled by KiotViet: stock.update", "kvsync webhooks register --credential c0ffee00-0000-0000-0000-000000000001"}},
+		{Event{Kind: KindRecovered, Details: Details{RetailerName: "shop1", PreviousState: KindWebhooksStopped, Since: &at}},
+			[]string{"KiotViet đã gửi webhook lại cho shop1", "Webhook từ KiotViet đã đến lại", "Từ lúc: 2026-12-01 08:30"},
+			[]string{"KiotViet sends webhooks for shop1 again", "KiotViet webhooks arrive again", "Since: 2026-12-01 08:30"}},
+	}
+	for _, c := range cases {
+		for lang, want := range map[string][]string{"vi": c.vi, "en": c.en} {
+			m := Render(c.ev, lang)
+			all := m.Subject + "\n" + m.Text
+			assert.Contains(t, all, "shop1", c.ev.Kind+" "+lang)
+			for _, w := range want {
+				assert.Contains(t, all, w, c.ev.Kind+" "+lang)
+			}
+			assert.NotContains(t, all, "%!", "no broken format verb: %s %s", c.ev.Kind, lang)
+			assert.Contains(t, m.HTML, "<table>")
+		}
+	}
+}

@@ -1,7 +1,8 @@
 // Package alert tells people when syncing needs them: a schedule that starts failing, recovers, is paused,
-// a run that takes far longer than usual, a stream whose data has gone stale. The state of every watched
-// subject and a dedupe key per change live in Postgres (kiotviet_alert_scan), so however many replicas
-// look, each change of state is one event, delivered once to each channel (webhook, email, Telegram).
+// a run that takes far longer than usual, a stream whose data has gone stale, KiotViet's webhooks no longer
+// arriving for a shop that was receiving them (and arriving again). The state of every watched subject and
+// a dedupe key per change live in Postgres (kiotviet_alert_scan), so however many replicas look, each
+// change of state is one event, delivered once to each channel (webhook, email, Telegram).
 // Delivery happens in the background with retries and backoff; it never blocks or fails a sync.
 package alert
 
@@ -75,7 +76,8 @@ func FromConfig(a config.Alerts, st *store.Store, log *slog.Logger) (*Notifier, 
 		chs = append(chs, &Telegram{APIURL: a.TelegramAPIURL, Token: a.TelegramToken.Reveal(), ChatID: a.TelegramChatID, Client: client})
 	}
 	return &Notifier{Store: st, Channels: chs, Lang: a.Lang, Logger: log, Rules: store.AlertRules{
-		Failures: a.Failures, LongFactor: a.LongFactor, LongMin: a.LongMin, StaleAfter: a.StaleAfter}}, nil
+		Failures: a.Failures, LongFactor: a.LongFactor, LongMin: a.LongMin, StaleAfter: a.StaleAfter,
+		WebhooksStoppedAfter: a.WebhooksStoppedAfter}}, nil
 }
 
 func (n *Notifier) init() {
@@ -101,6 +103,9 @@ func (n *Notifier) init() {
 		}
 		if n.Rules.StaleAfter <= 0 {
 			n.Rules.StaleAfter = config.DefaultAlertStaleAfter
+		}
+		if n.Rules.WebhooksStoppedAfter <= 0 {
+			n.Rules.WebhooksStoppedAfter = config.DefaultAlertWebhooksAfter
 		}
 	})
 }

@@ -16,6 +16,7 @@ const (
 	DefaultAlertLongFactor    = 3.0
 	DefaultAlertLongMin       = 10 * time.Minute
 	DefaultAlertStaleAfter    = 24 * time.Hour
+	DefaultAlertWebhooksAfter = 24 * time.Hour
 	DefaultTelegramAPIURL     = "https://api.telegram.org"
 	DefaultAlertMaxAttempts   = 8
 	MaxAlertFailures          = 100
@@ -54,6 +55,9 @@ type Alerts struct {
 	LongMin time.Duration
 	// StaleAfter is KIOTVIET_ALERT_STALE_AFTER: a stream with no successful sync for this long is "stale".
 	StaleAfter time.Duration
+	// WebhooksStoppedAfter is KIOTVIET_ALERT_WEBHOOKS_STOPPED_AFTER: a credential that was receiving
+	// KiotViet webhooks and has received none for this long is "webhooks stopped".
+	WebhooksStoppedAfter time.Duration
 }
 
 // Metrics is who may read GET /metrics: KVSYNC_METRICS_TOKEN (Authorization: Bearer) and/or
@@ -130,6 +134,7 @@ func (l *loader) alerts() Alerts {
 	}
 	a.LongMin = l.duration("KIOTVIET_ALERT_LONG_MIN", DefaultAlertLongMin, 0)
 	a.StaleAfter = l.duration("KIOTVIET_ALERT_STALE_AFTER", DefaultAlertStaleAfter, MinAlertStaleAfter)
+	a.WebhooksStoppedAfter = l.duration("KIOTVIET_ALERT_WEBHOOKS_STOPPED_AFTER", DefaultAlertWebhooksAfter, MinAlertStaleAfter)
 	return a
 }
 

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/secret"
@@ -87,6 +88,7 @@ func TestDefaults(t *testing.T) {
 		{"SyncURL", c.SyncURL, ""},
 		{"CORSOrigins", len(c.CORSOrigins), 0},
 		{"CronSecret set", c.CronSecret.IsSet(), false},
+		{"Alerts.WebhooksStoppedAfter", c.Alerts.WebhooksStoppedAfter, DefaultAlertWebhooksAfter},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -149,6 +151,7 @@ func TestEveryValueParsed(t *testing.T) {
 		"KIOTVIET_READ_CONCURRENCY", "2",
 		"KIOTVIET_SYNC_URL", "http://worker:8080/functions/v1/kiotviet-sync",
 		"KIOTVIET_ALERT_WEBHOOK_URL", webhookURL,
+		"KIOTVIET_ALERT_WEBHOOKS_STOPPED_AFTER", "6h",
 		"KVSYNC_ADDR", "127.0.0.1:9000",
 		"KVSYNC_CONCURRENCY", " 8 ",
 		"KVSYNC_CORS_ORIGINS", "https://ERP.example.com, http://localhost:5173,",
@@ -165,6 +168,9 @@ func TestEveryValueParsed(t *testing.T) {
 	}
 	if c.Alerts.WebhookURL.Reveal() != webhookURL || c.CronSecret.Reveal() != cronSecret {
 		t.Fatal("secrets not kept")
+	}
+	if c.Alerts.WebhooksStoppedAfter != 6*time.Hour {
+		t.Fatalf("WebhooksStoppedAfter = %s", c.Alerts.WebhooksStoppedAfter)
 	}
 	kr, err := c.Keyring()
 	if err != nil {
@@ -196,6 +202,7 @@ func TestMalformedValueNamesItsVariable(t *testing.T) {
 		{"KIOTVIET_RATE_LIMIT_PER_HOUR", "lots"},
 		{"KIOTVIET_RATE_LIMIT_PER_HOUR", "0"},
 		{"KIOTVIET_RATE_LIMIT_PER_HOUR", "5000000"},
+		{"KIOTVIET_ALERT_WEBHOOKS_STOPPED_AFTER", "30s"},
 		{"KIOTVIET_READ_CONCURRENCY", "0"},
 		{"KIOTVIET_READ_CONCURRENCY", "17"},
 		{"KIOTVIET_READ_CONCURRENCY", "many"},

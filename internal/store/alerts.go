@@ -12,6 +12,8 @@ type AlertRules struct {
 	LongFactor float64       // × the schedule's median duration before a run is running long
 	LongMin    time.Duration // and at least this long
 	StaleAfter time.Duration // no successful sync of a stream for this long is stale
+	// WebhooksStoppedAfter: a credential that was receiving webhooks and got none for this long
+	WebhooksStoppedAfter time.Duration
 }
 
 // AlertEvent is one event as the database returns it; Details is its JSON.
@@ -34,7 +36,8 @@ func (s *Store) AlertScan(ctx context.Context, r AlertRules, channels []string) 
 	}
 	err := s.call(ctx, "kiotviet_alert_scan", &out, true,
 		Arg{"p_failures", r.Failures}, Arg{"p_long_factor", r.LongFactor}, Arg{"p_long_min_seconds", int(r.LongMin / time.Second)},
-		Arg{"p_stale_seconds", int(r.StaleAfter / time.Second)}, Arg{"p_channels", channels})
+		Arg{"p_stale_seconds", int(r.StaleAfter / time.Second)}, Arg{"p_channels", channels},
+		Arg{"p_webhooks_stopped_seconds", int(r.WebhooksStoppedAfter / time.Second)})
 	return out, err
 }
 

@@ -81,7 +81,7 @@ select is(public.kiotviet_alert_delivered(event_id, channel, null, 8), 'sent', '
 select is((select array[channel, failed::text, last_error] from public.kiotviet_alert_problems()),
           array['telegram', '1', 'SMTP login refused'], 'problems: the channel, how many gave up, the last error');
 
-select ok(not has_function_privilege('authenticated', 'public.kiotviet_alert_scan(integer, numeric, integer, integer, text[])', 'execute'),
+select ok(not has_function_privilege('authenticated', 'public.kiotviet_alert_scan(integer, numeric, integer, integer, text[], integer)', 'execute'),
           'only the service role may scan');
 select * from finish();
 rollback;
