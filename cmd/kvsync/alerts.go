@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/kvsync/kvsync/internal/config"
 )
 
 func cmdAlerts(ctx context.Context, e env) error {
@@ -50,7 +52,9 @@ KIOTVIET_ALERT_* variables in .env.example) and says which failed and why. Exits
 	return nil
 }
 
-// alerts reports channels whose deliveries keep failing (kiotviet_alert_problems).
+// alerts reports channels whose deliveries fail (kiotviet_alert_problems). A delivery being retried is a
+// warning: kvsync keeps trying with backoff, and a server that was down for a minute needs nobody. One
+// given up (every try failed) is a failure: that alert never reached anyone, and will not by itself.
 func (d *doctor) alerts(ctx context.Context, a *app) {
 	problems, err := a.store.AlertProblems(ctx)
 	if err != nil {
@@ -68,11 +72,11 @@ func (d *doctor) alerts(ctx context.Context, a *app) {
 	}
 	for _, p := range problems {
 		var parts []string
+		if p.Failed > 0 {
+			parts = append(parts, fmt.Sprintf("%d given up in the last 7 days (every try failed)", p.Failed))
+		}
 		if p.Retrying > 0 {
 			parts = append(parts, fmt.Sprintf("%d being retried", p.Retrying))
-		}
-		if p.Failed > 0 {
-			parts = append(parts, fmt.Sprintf("%d given up in the last 7 days", p.Failed))
 		}
 		detail := strings.Join(parts, ", ")
 		if p.LastError != nil {
@@ -81,7 +85,16 @@ func (d *doctor) alerts(ctx context.Context, a *app) {
 		if p.LastAttemptAt != nil {
 			detail += " (" + ago(p.LastAttemptAt, time.Now()) + ")"
 		}
-		d.fail("alert deliveries to "+p.Channel, detail,
-			"check the channel's KIOTVIET_ALERT_* settings and that its server answers, then run 'kvsync alerts test'")
+		name := "alert deliveries to " + p.Channel
+		if p.Failed > 0 {
+			d.fail(name, detail, "fix the channel (its KIOTVIET_ALERT_* settings, and that its server answers) until "+
+				"'kvsync alerts test' passes; alerts given up are not sent again: read them with "+
+				"select e.kind, e.details from kiotviet_alert_events e join kiotviet_alert_deliveries d on d.event_id = e.id "+
+				"where d.status = 'failed' and d.channel = '"+p.Channel+"'")
+			continue
+		}
+		d.warn(name, detail, "nothing yet: kvsync retries with backoff (up to 30 min apart, "+
+			fmt.Sprint(config.DefaultAlertMaxAttempts)+" tries); if the error stays, check the channel's KIOTVIET_ALERT_* "+
+			"settings and that its server answers, then run 'kvsync alerts test'")
 	}
 }
