@@ -104,7 +104,7 @@ func newServer(d serverDeps) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/functions/v1/kiotviet-schedule-sync", schedulesync.Handler(d.dispatcher, d.auth, log))
 	mux.Handle("/functions/v1/kiotviet-sync", kiotvietsync.Handler(kiotvietsync.Deps{Auth: d.auth, Admins: a.store,
-		Sync: a.engine, Logger: log}))
+		Sync: a.metrics.StartedRuns(a.engine), Logger: log}))
 	mux.Handle("/functions/v1/save-kiotviet-token", kiotvietsync.SaveTokenHandler(kiotvietsync.SaveTokenDeps{
 		Auth: d.auth, Admins: a.store, Logger: log,
 		Connect: func(ctx context.Context, c syncer.Connection) (string, error) {

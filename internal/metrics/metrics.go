@@ -55,7 +55,7 @@ func New(version string) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.runDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kvsync_run_duration_seconds",
-		Help: "Duration of the sync runs this process carried out or fanned out, by sync type and final status.", Buckets: runBuckets},
+		Help: "Duration of the sync runs this process claimed (and carried out or fanned out) or started on request, by sync type and final status.", Buckets: runBuckets},
 		[]string{"sync_type", "status"})
 	m.runsInFlight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvsync_runs_in_flight", Help: "Sync runs going on in this process."})
 	m.recordsRead = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kvsync_records_read_total",
@@ -190,6 +190,39 @@ func (m *Metrics) RunEnded(st vocab.SyncType, res syncer.Result, took time.Durat
 		rows += st.Written + st.Deleted
 	}
 	m.rowsWritten.WithLabelValues(syncType).Add(float64(rows))
+}
+
+// Runner runs one sync to the end (syncer.Engine's Run; the dispatcher's and kiotviet-sync's Runner).
+type Runner interface {
+	Run(ctx context.Context, req syncer.Request) (syncer.Result, error)
+}
+
+// StartedRuns wraps next so that the runs it starts itself (a request without a claimed run: the ERP's
+// "sync now" through kiotviet-sync, a service caller) are observed like the dispatcher's claimed runs: in
+// flight while they go, then in the run histogram. A request that carries a claimed run id was fanned out
+// by a dispatcher, which observes that run itself; counting it here too would count it twice in a sum
+// over replicas. A request the engine refused before starting a run (already running, unknown
+// credential) is no run and is not observed.
+func (m *Metrics) StartedRuns(next Runner) Runner { return startedRuns{m: m, next: next} }
+
+type startedRuns struct {
+	m    *Metrics
+	next Runner
+}
+
+func (s startedRuns) Run(ctx context.Context, req syncer.Request) (syncer.Result, error) {
+	if req.RunID != "" {
+		return s.next.Run(ctx, req)
+	}
+	s.m.RunStarted()
+	start := time.Now()
+	res, err := s.next.Run(ctx, req)
+	if err != nil && res.RunID == "" {
+		s.m.runsInFlight.Dec()
+		return res, err
+	}
+	s.m.RunEnded(req.SyncType, res, time.Since(start))
+	return res, err
 }
 
 // Delivered records one alert send attempt (internal/alert.Notifier.OnDelivery).

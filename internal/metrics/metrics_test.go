@@ -254,3 +254,73 @@ func TestEndpointLabelsAreBounded(t *testing.T) {
 		assert.Equal(t, want, metrics.Endpoint(path), path)
 	}
 }
+
+// Runs started on request (the ERP's "sync now" through kiotviet-sync: a request without a claimed run)
+// are in the run histogram like claimed ones; a claimed run that passes through the same wrapper (a
+// dispatcher fanning out to kiotviet-sync) is counted once, by the dispatcher; a request refused before a
+// run starts is no run.
+func TestStartedRunsAreObservedOnce(t *testing.T) {
+	db := testdb.Exclusive(t)
+	ctx := context.Background()
+	m := metrics.New("test")
+	st := store.New(store.PG{Pool: db})
+	fake := kiotvietfake.New(kiotvietfake.Options{Products: 10, Branches: 1, Categories: 3, Seed: 5, RateLimitPerHour: -1})
+	fsrv := httptest.NewServer(fake.Handler())
+	t.Cleanup(fsrv.Close)
+	keys, err := secret.ParseKeys("k1:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{4}, 32)), "")
+	require.NoError(t, err)
+	engine, err := syncer.New(syncer.Config{Store: st, Keys: keys, Worker: "metrics-manual",
+		KiotViet: kiotviet.Config{TokenURL: fsrv.URL + kiotvietfake.TokenPath, APIURL: fsrv.URL, MaxAttempts: 1,
+			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }}})
+	require.NoError(t, err)
+	credID, err := synctest.SaveCredential(ctx, st, keys, fake.Credentials())
+	require.NoError(t, err)
+	runner := m.StartedRuns(engine)
+
+	res, err := runner.Run(ctx, syncer.Request{CredentialID: credID, SyncType: vocab.Categories, Trigger: vocab.Manual})
+	require.NoError(t, err)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
+	fake.SetFaults(kiotvietfake.Faults{Status5xxNext: 1000})
+	res, err = runner.Run(ctx, syncer.Request{CredentialID: credID, SyncType: vocab.Categories, Trigger: vocab.Manual})
+	require.NoError(t, err)
+	require.Equal(t, vocab.Failed, res.Status)
+	fake.SetFaults(kiotvietfake.Faults{})
+	_, err = runner.Run(ctx, syncer.Request{CredentialID: "00000000-0000-0000-0000-000000000000", SyncType: vocab.Categories, Trigger: vocab.Manual})
+	require.Error(t, err, "an unknown credential starts no run")
+
+	// a claimed run through the same wrapper, as a dispatcher's fan-out reaches kiotviet-sync
+	schedID, err := st.UpsertSchedule(ctx, store.Schedule{CredentialID: credID, SyncType: "categories", Frequency: "hourly", Enabled: true})
+	require.NoError(t, err)
+	_, err = db.Exec(ctx, `update kiotviet_sync_schedules set next_run_at = now() - interval '1 minute' where id = $1`, schedID)
+	require.NoError(t, err)
+	done := make(chan dispatch.RunResult, 1)
+	d := dispatch.New(dispatch.Config{Store: st, Runner: runner, Metrics: m, OnRunDone: func(r dispatch.RunResult) { done <- r }})
+	tick, err := d.Tick(ctx, 1)
+	require.NoError(t, err)
+	require.Len(t, tick.Claimed, 1)
+	select {
+	case r := <-done:
+		require.Equal(t, vocab.Success, r.Result.Status, r.Result.Error)
+	case <-time.After(time.Minute):
+		t.Fatal("the claimed run did not end")
+	}
+
+	var runs int
+	require.NoError(t, db.QueryRow(ctx, `select count(*) from kiotviet_sync_logs where credential_id = $1`, credID).Scan(&runs))
+	require.Equal(t, 3, runs, "two started on request, one claimed")
+	srv := httptest.NewServer(m.Handler(metrics.Auth{}, nil))
+	t.Cleanup(srv.Close)
+	fams := scrape(t, srv.URL, nil)
+	var count uint64
+	for _, s := range fams["kvsync_run_duration_seconds"].GetMetric() {
+		count += s.GetHistogram().GetSampleCount()
+	}
+	assert.Equal(t, uint64(runs), count, "the histogram counts every run once")
+	ok := find(fams, "kvsync_run_duration_seconds", map[string]string{"sync_type": "categories", "status": "success"})
+	require.Len(t, ok, 1)
+	assert.Equal(t, uint64(2), ok[0].GetHistogram().GetSampleCount())
+	failed := find(fams, "kvsync_run_duration_seconds", map[string]string{"sync_type": "categories", "status": "failed"})
+	require.Len(t, failed, 1)
+	assert.Equal(t, uint64(1), failed[0].GetHistogram().GetSampleCount())
+	assert.Equal(t, 0.0, fams["kvsync_runs_in_flight"].GetMetric()[0].GetGauge().GetValue(), "nothing left in flight")
+}
