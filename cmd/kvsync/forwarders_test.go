@@ -363,13 +363,13 @@ func TestForwardersUnderDenoThroughSupabaseJS(t *testing.T) {
 }
 
 // TestForwardModuleUnderDenoTest runs supabase/functions/_tests/forward_test.ts with `deno test`: the
-// "as-is" mode a webhook forwarder uses (raw body bytes in, kvsync's status and body out) and the reply
-// to a non-JSON error page.
+// "as-is" mode a webhook forwarder uses (raw body bytes in, kvsync's status and body out), the reply to a
+// non-JSON error page, and that KVSYNC_URL's value (which may carry a token) is never logged nor replied.
 func TestForwardModuleUnderDenoTest(t *testing.T) {
 	root := repoRoot(t)
 	cmd := exec.Command(denoBin(t), "test", "--allow-net", "--allow-env", filepath.Join(root, "supabase", "functions", "_tests", "forward_test.ts"))
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(out))
-	assert.Contains(t, string(out), "2 passed | 0 failed")
+	assert.Contains(t, string(out), "4 passed | 0 failed")
 }

@@ -91,7 +91,7 @@ export function forwardTo(
     } catch (e) {
       console.error(
         "kvsync could not be reached:",
-        e instanceof Error ? e.message : String(e),
+        withoutURLs(e instanceof Error ? e.message : String(e), base),
       );
       // A preflight that fails stops the browser before the ERP can show anything, so it is answered
       // here; the POST that follows then gets the reason below.
@@ -123,6 +123,18 @@ export function forwardTo(
       headers: out,
     });
   };
+}
+
+// withoutURLs is text fit for a log line: KVSYNC_URL may carry a token (in its userinfo, path or query),
+// and fetch's and URL's errors quote the URL they were given ("error sending request for url (…)",
+// "Invalid URL: … with base '…'"). The configured value is removed wherever it appears, and so is
+// anything else shaped like a URL.
+export function withoutURLs(text: string, kvsyncURL: string): string {
+  let out = text;
+  for (const v of [kvsyncURL, kvsyncURL.trim()]) {
+    if (v !== "") out = out.split(v).join("<KVSYNC_URL>");
+  }
+  return out.replace(/[a-z][a-z0-9+.-]*:\/\/[^\s'")]+/gi, "<url>");
 }
 
 // reasonOf is kvsync's own reason ({success:false, error}), or, for a reply that has none (a proxy's
