@@ -2,6 +2,7 @@ package alert_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -12,8 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsync/kvsync/internal/alert"
+	"github.com/kvsync/kvsync/internal/dispatch"
 	"github.com/kvsync/kvsync/internal/kiotvietfake"
 	"github.com/kvsync/kvsync/internal/store"
+	"github.com/kvsync/kvsync/internal/syncer"
 )
 
 const botToken = "123456789:AAtest-bot-token_do-not-leak"
@@ -412,4 +415,64 @@ func TestWebhooksStoppedAndResumedOneMessageEach(t *testing.T) {
 	var states int
 	require.NoError(t, s.db.QueryRow(ctx, `select count(*) from kiotviet_alert_state where subject like 'webhooks:%'`).Scan(&states))
 	assert.Zero(t, states)
+}
+
+// heldRunner holds every claimed run until release is closed, so a run stays 'running' for as long as the
+// test needs; the dispatcher then finishes it as abandoned.
+type heldRunner struct{ release chan struct{} }
+
+func (h heldRunner) Run(ctx context.Context, _ syncer.Request) (syncer.Result, error) {
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+	}
+	return syncer.Result{}, errors.New("released by the test")
+}
+
+// Stale and running long reach every channel once: a stream whose last success is older than the limit,
+// and a scheduled run going for far longer than the schedule's usual duration (kiotviet_run_stats). The
+// clock is moved by moving the run rows back, never by waiting.
+func TestStaleAndRunningLongOneMessageEach(t *testing.T) {
+	s := newShop(t)
+	ch := allChannels(t)
+	ctx := context.Background()
+	n := &alert.Notifier{Store: s.store, Channels: ch.list(), Lang: "en",
+		Rules: store.AlertRules{StaleAfter: time.Hour, LongFactor: 3, LongMin: time.Minute}}
+	sched := s.schedule(t, "categories")
+	require.Equal(t, "success", s.runOnce(t, s.replica("r1", n), sched))
+	n.Flush(ctx)
+	h, m, tg := ch.counts(t)
+	assert.Equal(t, []int{0, 0, 0}, []int{h, m, tg}, "fresh and nothing running: no news")
+
+	_, err := s.db.Exec(ctx, `update kiotviet_sync_logs set started_at = started_at - interval '3 hours',
+		completed_at = completed_at - interval '3 hours' where schedule_id = $1`, sched)
+	require.NoError(t, err)
+	n.Flush(ctx)
+	n.Flush(ctx)
+	h, m, tg = ch.counts(t)
+	assert.Equal(t, []int{1, 1, 1}, []int{h, m, tg}, "one stale message per channel")
+	mail := ch.smtp.mails(t)[0]
+	assert.Equal(t, "[kvsync] Categories data of "+s.fake.Credentials().Retailer+" is out of date", mail.Subject)
+	assert.Contains(t, mail.Text, "Last successful sync:")
+
+	// a run of the schedule that is still going, started 10 minutes ago (its usual run takes under a second)
+	held := heldRunner{release: make(chan struct{})}
+	done := make(chan dispatch.RunResult, 1)
+	d := dispatch.New(dispatch.Config{Store: s.store, Runner: held, Worker: "held", OnRunDone: func(r dispatch.RunResult) { done <- r }})
+	s.makeDue(t, sched)
+	tick, err := d.Tick(ctx, 1)
+	require.NoError(t, err)
+	require.Len(t, tick.Claimed, 1)
+	t.Cleanup(func() { close(held.release); <-done })
+	_, err = s.db.Exec(ctx, `update kiotviet_sync_logs set started_at = now() - interval '10 minutes' where id = $1`, tick.Claimed[0].RunID)
+	require.NoError(t, err)
+	n.Flush(ctx)
+	n.Flush(ctx)
+	h, m, tg = ch.counts(t)
+	assert.Equal(t, []int{2, 2, 2}, []int{h, m, tg}, "one running-long message per channel")
+	mail = ch.smtp.mails(t)[1]
+	assert.Equal(t, "[kvsync] Categories sync for "+s.fake.Credentials().Retailer+" is taking unusually long", mail.Subject)
+	assert.Contains(t, mail.Text, "Started:")
+	assert.Contains(t, mail.Text, "Usually takes:")
+	assert.Contains(t, ch.tg.all()[1], "taking unusually long")
 }
