@@ -132,7 +132,7 @@ func (a *app) dispatcher() *dispatch.Dispatcher {
 		if secretForFanout == "" {
 			secretForFanout = a.cfg.ServiceKey().Reveal()
 		}
-		runner = dispatch.FanOut{URL: a.cfg.SyncURL, Secret: secretForFanout}
+		runner = a.engine.Remote(dispatch.FanOut{URL: a.cfg.SyncURL, Secret: secretForFanout})
 	}
 	return dispatch.New(dispatch.Config{Store: a.store, Runner: runner, Worker: a.worker,
 		Concurrency: a.cfg.Concurrency, Lease: time.Duration(a.cfg.LeaseSeconds) * time.Second, Alerts: a.alerts, Metrics: a.metrics, Logger: a.log})

@@ -20,7 +20,7 @@ import (
 	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/kiotvietfake"
 	"github.com/kvsync/kvsync/internal/secret"
-	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/testdb"
 )
 
@@ -534,12 +534,12 @@ func (b *cliBundle) storeStart(t *testing.T, credID string) (string, error) {
 // The progress line shows a share once KiotViet's total is known, never past 100%.
 func TestProgressText(t *testing.T) {
 	assert.Equal(t, "products: 45% (4,500 of 10,000), 45 pages, 4,530 records",
-		progressText(syncer.Progress{Stream: "products", Done: 4500, Total: 10000, Pages: 45, Records: 4530}))
-	assert.Equal(t, "categories: 0 pages, 0 records", progressText(syncer.Progress{Stream: "categories"}),
+		progressText(store.Progress{Stream: "products", Done: 4500, Total: 10000, Pages: 45, Records: 4530}))
+	assert.Equal(t, "categories: 0 pages, 0 records", progressText(store.Progress{Stream: "categories"}),
 		"no total yet: no share")
-	assert.Equal(t, "starting: 0 pages, 0 records", progressText(syncer.Progress{}))
+	assert.Equal(t, "starting: 0 pages, 0 records", progressText(store.Progress{}))
 	assert.Equal(t, "products: 100% (1,010 of 1,000), 11 pages, 1,010 records",
-		progressText(syncer.Progress{Stream: "products", Done: 1010, Total: 1000, Pages: 11, Records: 1010}),
+		progressText(store.Progress{Stream: "products", Done: 1010, Total: 1000, Pages: 11, Records: 1010}),
 		"a window read again stops at 100%")
 }
 

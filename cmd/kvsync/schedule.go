@@ -302,14 +302,17 @@ func scheduleRun(ctx context.Context, e env) error {
 		fmt.Fprintf(e.stdout, "schedule %s is due now: the next dispatcher tick runs it (within 5 minutes), or use --wait\n", id)
 		return nil
 	}
+	engine, live, err := foregroundEngine(e, a)
+	if err != nil {
+		return err
+	}
 	lease := cmp.Or(time.Duration(a.cfg.LeaseSeconds)*time.Second, vocab.DefaultLease)
 	cl, err := a.store.ClaimSchedule(ctx, id, a.worker, lease)
 	if err != nil {
 		return scheduleError("run", id, err)
 	}
 	fmt.Fprintf(e.stdout, "run %s: %s for credential %s (schedule %s)\n", cl.RunID, cl.SyncType, cl.CredentialID, id)
-	res, err := runWithProgress(ctx, e, a, syncer.Request{RunID: cl.RunID, CredentialID: cl.CredentialID,
-		SyncType: cl.SyncType, Trigger: vocab.Cron}, lease)
+	res, err := follow(ctx, e, a.store, live, cl.RunID, func() (syncer.Result, error) { return engine.RunClaimed(ctx, cl) })
 	printStreams(e.stdout, res)
 	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, vocab.Failed), thousands(res.Records), thousands(res.APICalls))
 	if res.NextRunAt != nil {

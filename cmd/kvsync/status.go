@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/kvsync/kvsync/internal/vocab"
 	"time"
 
 	"github.com/kvsync/kvsync/internal/store"
-	"github.com/kvsync/kvsync/internal/syncer"
 )
 
 func cmdStatus(ctx context.Context, e env) error {
@@ -137,9 +135,9 @@ func running(r store.ScheduleStatus, now time.Time) string {
 		}
 		return "-"
 	}
-	var p syncer.Progress
-	if len(r.RunningProgress) > 0 {
-		_ = json.Unmarshal(r.RunningProgress, &p)
+	var p store.Progress
+	if r.RunningProgress != nil {
+		p = *r.RunningProgress
 	}
 	since := "running"
 	if r.RunningStartedAt != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -56,18 +55,19 @@ Types: `+vocab.Names(vocab.SyncTypes)+`.`)
 	}
 	defer a.close()
 
-	// The run is started here, not by the engine, so that its id is known while it runs (progress).
-	opts, _ := json.Marshal(map[string]any{"pageSize": *pageSize, "full": *full, "dateFrom": dateOrNil(from)})
-	lease := cmp.Or(time.Duration(a.cfg.LeaseSeconds)*time.Second, vocab.DefaultLease)
-	runID, err := a.store.StartRun(ctx, *credID, vocab.SyncType(*syncType), vocab.Manual, a.worker, lease, opts)
+	engine, live, err := foregroundEngine(e, a)
+	if err != nil {
+		return err
+	}
+	req := syncer.Request{CredentialID: *credID, SyncType: vocab.SyncType(*syncType), Trigger: vocab.Manual,
+		PageSize: *pageSize, DateFrom: from, Full: *full}
+	run, err := engine.Start(ctx, req)
 	if err != nil {
 		return syncStartError(*credID, err)
 	}
+	runID := run.ID
 	fmt.Fprintf(e.stdout, "run %s: %s for credential %s\n", runID, *syncType, *credID)
-
-	req := syncer.Request{RunID: runID, CredentialID: *credID, SyncType: vocab.SyncType(*syncType), Trigger: vocab.Manual,
-		PageSize: *pageSize, DateFrom: from, Full: *full}
-	res, runErr := runWithProgress(ctx, e, a, req, lease)
+	res, runErr := follow(ctx, e, a.store, live, runID, run.Wait)
 	printStreams(e.stdout, res)
 	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, vocab.Failed), thousands(res.Records), thousands(res.APICalls))
 	if res.NextRunAt != nil {
@@ -83,44 +83,38 @@ Types: `+vocab.Names(vocab.SyncTypes)+`.`)
 	return nil
 }
 
-// runWithProgress carries out a started run (req.RunID) with a progress line on a terminal, and makes sure
-// its log row does not stay 'running' when the run could not be finished.
-func runWithProgress(ctx context.Context, e env, a *app, req syncer.Request, lease time.Duration) (syncer.Result, error) {
+// foregroundEngine is the engine for a run the CLI carries out and waits for. On a terminal (live) it
+// heartbeats every second, since the progress line reads the run's log row that the heartbeat writes,
+// and logs only warnings: info lines would break the progress line, and the summary says the same.
+func foregroundEngine(e env, a *app) (*syncer.Engine, bool, error) {
+	if !isTerminal(e.stdout) {
+		return a.engine, false, nil
+	}
+	engine, err := syncer.New(syncer.Config{Store: a.store, Keys: a.keys, KiotViet: a.kiotviet, Worker: a.worker,
+		Logger: newLogger(e, a.cfg, max(a.cfg.LogLevel, slog.LevelWarn)), StockScanEvery: time.Duration(a.cfg.StockScanHours) * time.Hour,
+		Lease: time.Duration(a.cfg.LeaseSeconds) * time.Second, HeartbeatEvery: time.Second})
+	return engine, true, err
+}
+
+// follow waits for a run the engine carries out (wait), with a progress line when live. The engine
+// finishes the run whatever happens; this only shows it.
+func follow(ctx context.Context, e env, st *store.Store, live bool, runID string, wait func() (syncer.Result, error)) (syncer.Result, error) {
 	type outcome struct {
 		res syncer.Result
 		err error
 	}
-	live := isTerminal(e.stdout)
-	engine := a.engine
-	if live {
-		// The progress line reads the run's log row, which the heartbeat writes: beat every second here.
-		// Info logs would break the line; the summary says the same.
-		var err error
-		engine, err = syncer.New(syncer.Config{Store: a.store, Keys: a.keys, KiotViet: a.kiotviet, Worker: a.worker,
-			Logger: newLogger(e, a.cfg, max(a.cfg.LogLevel, slog.LevelWarn)), Lease: lease, HeartbeatEvery: time.Second})
-		if err != nil {
-			return syncer.Result{}, err
-		}
-	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := engine.Run(ctx, req)
+		res, err := wait()
 		done <- outcome{res, err}
 	}()
 	var out outcome
 	if live {
-		out = <-showProgress(ctx, e.stdout, a.store, req.RunID, done)
+		out = <-showProgress(ctx, e.stdout, st, runID, done)
 	} else {
 		out = <-done
 	}
-	res, runErr := out.res, out.err
-	if runErr != nil && !errors.Is(runErr, syncer.ErrLeaseLost) {
-		// The log row must not stay 'running' until its lease expires.
-		if syncer.Abandon(a.store, req.RunID, runErr) {
-			res.Status = vocab.Failed
-		}
-	}
-	return res, runErr
+	return out.res, out.err
 }
 
 // showProgress redraws one line from the run's log row (stream, pages, records, published by the
@@ -131,7 +125,7 @@ func showProgress[T any](ctx context.Context, w io.Writer, st *store.Store, runI
 		start := time.Now()
 		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
-		var p syncer.Progress
+		var p store.Progress
 		polled := time.Time{}
 		for {
 			select {
@@ -144,8 +138,8 @@ func showProgress[T any](ctx context.Context, w io.Writer, st *store.Store, runI
 			if time.Since(polled) >= time.Second {
 				polled = time.Now()
 				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				if l, err := st.Run(pctx, runID); err == nil && len(l.Progress) > 0 {
-					_ = json.Unmarshal(l.Progress, &p)
+				if l, err := st.Run(pctx, runID); err == nil {
+					p = l.Progress
 				}
 				cancel()
 			}
@@ -156,7 +150,7 @@ func showProgress[T any](ctx context.Context, w io.Writer, st *store.Store, runI
 }
 
 // progressText renders a heartbeat's progress: "products: 45% (4,500 of 10,000), 45 pages, 4,510 records".
-func progressText(p syncer.Progress) string {
+func progressText(p store.Progress) string {
 	s := cmp.Or(p.Stream, "starting") + ": "
 	if p.Total > 0 {
 		s += fmt.Sprintf("%d%% (%s of %s), ", min(100, p.Done*100/p.Total), thousands(p.Done), thousands(p.Total))
@@ -193,12 +187,4 @@ func syncStartError(credID string, err error) error {
 		return fmt.Errorf("sync: credential %s is not active: add the connection again ('kvsync credentials add') or use the active one", credID)
 	}
 	return dbError("sync", err)
-}
-
-// parseDate reads a date or time; without an offset it is Vietnam time, as KiotViet means it.
-func dateOrNil(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t
 }

@@ -35,13 +35,14 @@ func FuzzDecodeSync(f *testing.F) {
 			caller = auth.Caller{Kind: auth.CronSecret}
 		}
 		w, r := bodyRequest(body)
-		req, err := decodeSync(w, r, caller)
+		call, err := decodeSync(w, r, caller)
 		if msg := httpx.CheckDecodeError(err); msg != "" {
 			t.Fatalf("body %q: %s", body, msg)
 		}
 		if err != nil {
 			return
 		}
+		req := call.req
 		if !uuidRE.MatchString(req.CredentialID) {
 			t.Fatalf("accepted credentialId %q", req.CredentialID)
 		}
@@ -51,7 +52,7 @@ func FuzzDecodeSync(f *testing.F) {
 		if !kiotviet.PageSizeOK(req.PageSize) {
 			t.Fatalf("accepted pageSize %d", req.PageSize)
 		}
-		if req.RunID != "" && !service {
+		if call.claim != nil && !service {
 			t.Fatalf("a user's request carries a runId")
 		}
 	})

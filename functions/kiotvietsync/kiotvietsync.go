@@ -16,6 +16,7 @@ import (
 	"github.com/kvsync/kvsync/internal/httpx"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/redact"
+	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/wire"
@@ -31,9 +32,11 @@ type Admins interface {
 	CallerIsAdmin(ctx context.Context, claims map[string]any) (bool, error)
 }
 
-// Syncer runs one sync to the end (internal/syncer).
+// Syncer runs one sync to the end (internal/syncer's Engine): a run it starts, or one the dispatcher
+// claimed and fanned out here.
 type Syncer interface {
 	Run(ctx context.Context, req syncer.Request) (syncer.Result, error)
+	RunClaimed(ctx context.Context, c store.Claim) (syncer.Result, error)
 }
 
 // Deps are what the sync handler needs.
@@ -70,13 +73,33 @@ func Authorize(ctx context.Context, a Authenticator, admins Admins, r *http.Requ
 	return c, nil
 }
 
+// syncCall is a checked kiotviet-sync body: a run to start (req), or, when claim is set, a run the
+// dispatcher claimed, of req's credential and sync type.
+type syncCall struct {
+	req   syncer.Request
+	claim *store.Claim
+}
+
 // decodeSync reads and checks a kiotviet-sync body (the decoding FuzzDecodeSync exercises).
-func decodeSync(w http.ResponseWriter, r *http.Request, caller auth.Caller) (syncer.Request, error) {
+func decodeSync(w http.ResponseWriter, r *http.Request, caller auth.Caller) (syncCall, error) {
 	var q wire.SyncRequest
 	if err := httpx.Decode(w, r, &q); err != nil {
-		return syncer.Request{}, err
+		return syncCall{}, err
 	}
-	return toSync(q, caller)
+	req, err := toSync(q, caller)
+	if err != nil || q.RunID == "" {
+		return syncCall{req: req}, err
+	}
+	if !caller.IsService() {
+		return syncCall{}, errs.E(errs.Forbidden, "runId is for the dispatcher only")
+	}
+	if !uuidRE.MatchString(q.RunID) {
+		return syncCall{}, errs.E(errs.Invalid, "runId must be a UUID")
+	}
+	if q.Options != (wire.SyncOptions{}) {
+		return syncCall{}, errs.E(errs.Invalid, "options are not for a claimed run (runId): it runs as its schedule says")
+	}
+	return syncCall{req: req, claim: &store.Claim{RunID: q.RunID, CredentialID: req.CredentialID, SyncType: req.SyncType}}, nil
 }
 
 // toSync checks a request body and makes it an engine request; every problem names the field.
@@ -111,15 +134,6 @@ func toSync(q wire.SyncRequest, caller auth.Caller) (syncer.Request, error) {
 		}
 		req.DateFrom = t
 	}
-	if q.RunID != "" {
-		if !caller.IsService() {
-			return req, errs.E(errs.Forbidden, "runId is for the dispatcher only")
-		}
-		if !uuidRE.MatchString(q.RunID) {
-			return req, errs.E(errs.Invalid, "runId must be a UUID")
-		}
-		req.RunID, req.Trigger = q.RunID, vocab.Cron
-	}
 	return req, nil
 }
 
@@ -141,7 +155,7 @@ func Handler(d Deps) http.Handler {
 			httpx.WriteError(w, r, log, err)
 			return
 		}
-		req, err := decodeSync(w, r, caller)
+		call, err := decodeSync(w, r, caller)
 		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return
@@ -149,7 +163,13 @@ func Handler(d Deps) http.Handler {
 		// The reply waits for the run: give this route its own write deadline (the server's is a minute).
 		httpx.LongReply(w, MaxSyncWait)
 		// The sync outlives a caller that gives up: its outcome must still reach the log row.
-		res, err := d.Sync.Run(context.WithoutCancel(r.Context()), req)
+		ctx := context.WithoutCancel(r.Context())
+		var res syncer.Result
+		if call.claim != nil {
+			res, err = d.Sync.RunClaimed(ctx, *call.claim)
+		} else {
+			res, err = d.Sync.Run(ctx, call.req)
+		}
 		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return

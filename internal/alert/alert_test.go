@@ -418,10 +418,10 @@ func TestWebhooksStoppedAndResumedOneMessageEach(t *testing.T) {
 }
 
 // heldRunner holds every claimed run until release is closed, so a run stays 'running' for as long as the
-// test needs; the dispatcher then finishes it as abandoned.
+// test needs; the engine (through Remote) then finishes it as abandoned.
 type heldRunner struct{ release chan struct{} }
 
-func (h heldRunner) Run(ctx context.Context, _ syncer.Request) (syncer.Result, error) {
+func (h heldRunner) Carry(ctx context.Context, _ store.Claim) (syncer.Result, error) {
 	select {
 	case <-h.release:
 	case <-ctx.Done():
@@ -458,7 +458,7 @@ func TestStaleAndRunningLongOneMessageEach(t *testing.T) {
 	// a run of the schedule that is still going, started 10 minutes ago (its usual run takes under a second)
 	held := heldRunner{release: make(chan struct{})}
 	done := make(chan dispatch.RunResult, 1)
-	d := dispatch.New(dispatch.Config{Store: s.store, Runner: held, Worker: "held", OnRunDone: func(r dispatch.RunResult) { done <- r }})
+	d := dispatch.New(dispatch.Config{Store: s.store, Runner: s.engine.Remote(held), Worker: "held", OnRunDone: func(r dispatch.RunResult) { done <- r }})
 	s.makeDue(t, sched)
 	tick, err := d.Tick(ctx, 1)
 	require.NoError(t, err)

@@ -273,7 +273,7 @@ func TestFanOutRunsClaimedRunOnAnotherReplica(t *testing.T) {
 	t.Cleanup(replica.Close)
 	done := make(chan dispatch.RunResult, 1)
 	d := dispatch.New(dispatch.Config{Store: b.store, Worker: "claimer",
-		Runner:    dispatch.FanOut{URL: replica.URL, Secret: cronSecret},
+		Runner:    b.engine.Remote(dispatch.FanOut{URL: replica.URL, Secret: cronSecret}),
 		OnRunDone: func(r dispatch.RunResult) { done <- r }})
 	scheduleID := b.schedule(t, b.credID, "products_full")
 

@@ -20,9 +20,11 @@ import (
 	"github.com/kvsync/kvsync/internal/vocab"
 )
 
-// Runner carries out one claimed run (the sync engine, or FanOut to another replica).
+// Runner carries out one claimed run to its end and finishes it, whatever happened: the sync engine
+// (*syncer.Engine), or the engine handing it to another replica (syncer.Engine.Remote with FanOut).
+// The dispatcher claims runs and never finishes one itself.
 type Runner interface {
-	Run(ctx context.Context, req syncer.Request) (syncer.Result, error)
+	RunClaimed(ctx context.Context, c store.Claim) (syncer.Result, error)
 }
 
 // Config is what a Dispatcher needs. Zero values mean the defaults.
@@ -190,14 +192,9 @@ func (d *Dispatcher) run(c store.Claim, results chan<- RunResult) {
 	log := d.cfg.Logger.With("run", c.RunID, "credential", c.CredentialID, "sync_type", c.SyncType)
 	d.cfg.Metrics.RunStarted()
 	started := time.Now()
-	res, err := d.cfg.Runner.Run(d.runCtx, syncer.Request{RunID: c.RunID, CredentialID: c.CredentialID,
-		SyncType: c.SyncType, Trigger: vocab.Cron})
+	res, err := d.cfg.Runner.RunClaimed(d.runCtx, c)
 	if err != nil && !errors.Is(err, syncer.ErrLeaseLost) {
 		log.Error("run could not be carried out", "err", err)
-		// Whatever happened, the run's row must not stay 'running' until its lease expires.
-		if syncer.Abandon(d.cfg.Store, c.RunID, err) {
-			res.Status = vocab.Failed
-		}
 	}
 	if res.Status == "" && err != nil {
 		res.Status = vocab.Failed

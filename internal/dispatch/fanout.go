@@ -9,22 +9,25 @@ import (
 	"net/http"
 
 	"github.com/kvsync/kvsync/internal/redact"
+	"github.com/kvsync/kvsync/internal/store"
 	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/internal/wire"
 )
 
-// FanOut is a Runner that hands each claimed run to another kvsync replica (or a pool behind a load
-// balancer) by POSTing it to that replica's /functions/v1/kiotviet-sync with the run's id, instead of
-// running it in this process. The replica heartbeats and finishes the run; this side waits for its reply.
+// FanOut hands each claimed run to another kvsync replica (or a pool behind a load balancer) by POSTing
+// it to that replica's /functions/v1/kiotviet-sync with the run's id, instead of running it in this
+// process. The replica heartbeats and finishes the run; this side waits for its reply. It is a
+// syncer.Carrier: the dispatcher's Runner is engine.Remote(FanOut{…}), which finishes a run the replica
+// could not carry out.
 type FanOut struct {
 	URL    string // e.g. https://sync.internal/functions/v1/kiotviet-sync
 	Secret string // the cron secret (or service key) the replica accepts
 	Client *http.Client
 }
 
-// Run posts the claimed run and returns the replica's result.
-func (f FanOut) Run(ctx context.Context, req syncer.Request) (syncer.Result, error) {
-	body, _ := json.Marshal(wire.SyncRequest{CredentialID: req.CredentialID, SyncType: string(req.SyncType), RunID: req.RunID})
+// Carry posts the claimed run and returns the replica's result.
+func (f FanOut) Carry(ctx context.Context, c store.Claim) (syncer.Result, error) {
+	body, _ := json.Marshal(wire.SyncRequest{CredentialID: c.CredentialID, SyncType: string(c.SyncType), RunID: c.RunID})
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, f.URL, bytes.NewReader(body))
 	if err != nil {
 		return syncer.Result{}, redact.Error(err)

@@ -192,16 +192,18 @@ func (m *Metrics) RunEnded(st vocab.SyncType, res syncer.Result, took time.Durat
 	m.rowsWritten.WithLabelValues(syncType).Add(float64(rows))
 }
 
-// Runner runs one sync to the end (syncer.Engine's Run; the dispatcher's and kiotviet-sync's Runner).
+// Runner runs one sync to the end: a run it starts (Run) or one a dispatcher claimed (RunClaimed); the
+// syncer.Engine, as kiotviet-sync and the dispatcher call it.
 type Runner interface {
 	Run(ctx context.Context, req syncer.Request) (syncer.Result, error)
+	RunClaimed(ctx context.Context, c store.Claim) (syncer.Result, error)
 }
 
 // StartedRuns wraps next so that the runs it starts itself (a request without a claimed run: the ERP's
 // "sync now" through kiotviet-sync, a service caller) are observed like the dispatcher's claimed runs: in
 // flight while they go, then in the run histogram. A request that carries a claimed run id was fanned out
 // by a dispatcher, which observes that run itself; counting it here too would count it twice in a sum
-// over replicas. A request the engine refused before starting a run (already running, unknown
+// over replicas (RunClaimed passes it through). A request the engine refused before starting a run (already running, unknown
 // credential) is no run and is not observed.
 func (m *Metrics) StartedRuns(next Runner) Runner { return startedRuns{m: m, next: next} }
 
@@ -210,10 +212,12 @@ type startedRuns struct {
 	next Runner
 }
 
+// RunClaimed carries out a claimed run unobserved: its dispatcher observes it.
+func (s startedRuns) RunClaimed(ctx context.Context, c store.Claim) (syncer.Result, error) {
+	return s.next.RunClaimed(ctx, c)
+}
+
 func (s startedRuns) Run(ctx context.Context, req syncer.Request) (syncer.Result, error) {
-	if req.RunID != "" {
-		return s.next.Run(ctx, req)
-	}
 	s.m.RunStarted()
 	start := time.Now()
 	res, err := s.next.Run(ctx, req)

@@ -127,8 +127,34 @@ func (s *Store) StartRun(ctx context.Context, credentialID string, syncType voca
 	return id, err
 }
 
+// Progress is what a run's heartbeat publishes in kiotviet_sync_logs.progress (and so over Realtime):
+// the stream in progress, how many of its items are done out of KiotViet's total for it, its pages, and
+// the records of every stream so far. Total is 0 until KiotViet has said it. The engine writes it
+// (Heartbeat) and RunLog and ScheduleStatus read it back as the same type.
+type Progress struct {
+	Stream  string `json:"stream"`
+	Done    int    `json:"done"`
+	Total   int    `json:"total"`
+	Pages   int    `json:"pages"`
+	Records int    `json:"records"`
+}
+
+// UnmarshalJSON reads a progress column leniently: a value of another shape (written by an older
+// kvsync, or by hand) reads as no progress rather than failing the whole row, and every row of a
+// status listing with it.
+func (p *Progress) UnmarshalJSON(b []byte) error {
+	type plain Progress
+	var v plain
+	if json.Unmarshal(b, &v) == nil {
+		*p = Progress(v)
+	} else {
+		*p = Progress{}
+	}
+	return nil
+}
+
 // Heartbeat extends the lease and publishes progress; false means the run is no longer this worker's.
-func (s *Store) Heartbeat(ctx context.Context, runID, worker string, progress any, lease time.Duration) (bool, error) {
+func (s *Store) Heartbeat(ctx context.Context, runID, worker string, progress Progress, lease time.Duration) (bool, error) {
 	p, err := json.Marshal(progress)
 	if err != nil {
 		return false, err
@@ -485,33 +511,33 @@ func (s *Store) CallerIsAdmin(ctx context.Context, claims map[string]any) (bool,
 
 // ScheduleStatus is one row of the kiotviet_schedule_status view.
 type ScheduleStatus struct {
-	ScheduleID          string          `json:"schedule_id"`
-	CredentialID        string          `json:"credential_id"`
-	RetailerName        *string         `json:"retailer_name"`
-	CredentialActive    bool            `json:"credential_active"`
-	SyncType            string          `json:"sync_type"`
-	Frequency           string          `json:"frequency"`
-	CustomIntervalHours *int            `json:"custom_interval_hours"`
-	TimeOfDay           *string         `json:"time_of_day"`
-	Timezone            string          `json:"timezone"`
-	Enabled             bool            `json:"enabled"`
-	IsDue               bool            `json:"is_due"`
-	NextRunAt           *time.Time      `json:"next_run_at"`
-	SecondsUntilNextRun *int64          `json:"seconds_until_next_run"`
-	LastRunAt           *time.Time      `json:"last_run_at"`
-	LastStatus          *string         `json:"last_status"`
-	LastError           *string         `json:"last_error"`
-	ConsecutiveFailures int             `json:"consecutive_failures"`
-	RunningLogID        *string         `json:"running_log_id"`
-	RunningStartedAt    *time.Time      `json:"running_started_at"`
-	RunningProgress     json.RawMessage `json:"running_progress"`
-	PausedReason        *string         `json:"paused_reason"`
-	PausedAt            *time.Time      `json:"paused_at"`
-	LastSlotAt          *time.Time      `json:"last_slot_at"`
-	NextRetryAt         *time.Time      `json:"next_retry_at"`
-	CredentialBusyLogID *string         `json:"credential_busy_log_id"` // a run of another schedule holds the credential
-	NextRunLocal        *string         `json:"next_run_local"`         // "2026-12-03 02:00 Asia/Ho_Chi_Minh"
-	LastRunLocal        *string         `json:"last_run_local"`
+	ScheduleID          string     `json:"schedule_id"`
+	CredentialID        string     `json:"credential_id"`
+	RetailerName        *string    `json:"retailer_name"`
+	CredentialActive    bool       `json:"credential_active"`
+	SyncType            string     `json:"sync_type"`
+	Frequency           string     `json:"frequency"`
+	CustomIntervalHours *int       `json:"custom_interval_hours"`
+	TimeOfDay           *string    `json:"time_of_day"`
+	Timezone            string     `json:"timezone"`
+	Enabled             bool       `json:"enabled"`
+	IsDue               bool       `json:"is_due"`
+	NextRunAt           *time.Time `json:"next_run_at"`
+	SecondsUntilNextRun *int64     `json:"seconds_until_next_run"`
+	LastRunAt           *time.Time `json:"last_run_at"`
+	LastStatus          *string    `json:"last_status"`
+	LastError           *string    `json:"last_error"`
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	RunningLogID        *string    `json:"running_log_id"`
+	RunningStartedAt    *time.Time `json:"running_started_at"`
+	RunningProgress     *Progress  `json:"running_progress"` // nil unless a run is going on
+	PausedReason        *string    `json:"paused_reason"`
+	PausedAt            *time.Time `json:"paused_at"`
+	LastSlotAt          *time.Time `json:"last_slot_at"`
+	NextRetryAt         *time.Time `json:"next_retry_at"`
+	CredentialBusyLogID *string    `json:"credential_busy_log_id"` // a run of another schedule holds the credential
+	NextRunLocal        *string    `json:"next_run_local"`         // "2026-12-03 02:00 Asia/Ho_Chi_Minh"
+	LastRunLocal        *string    `json:"last_run_local"`
 }
 
 // Status lists every schedule with its state (kiotviet_status).
@@ -531,7 +557,7 @@ type RunLog struct {
 	RecordsSynced int             `json:"records_synced"`
 	APICalls      int64           `json:"api_calls"`
 	Stats         json.RawMessage `json:"stats"`
-	Progress      json.RawMessage `json:"progress"`
+	Progress      Progress        `json:"progress"`
 	ErrorMessage  *string         `json:"error_message"`
 	StartedAt     time.Time       `json:"started_at"`
 	CompletedAt   *time.Time      `json:"completed_at"`

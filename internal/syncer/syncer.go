@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kvsync/kvsync/internal/errs"
 	"github.com/kvsync/kvsync/internal/kiotviet"
 	"github.com/kvsync/kvsync/internal/secret"
 	"github.com/kvsync/kvsync/internal/store"
@@ -97,12 +96,12 @@ func New(cfg Config) (*Engine, error) {
 	return &Engine{cfg: cfg, clients: map[string]*kiotviet.Client{}}, nil
 }
 
-// Request asks for one sync.
+// Request asks for a run the engine starts (Start, Run): a manual sync or an API call's. A run the
+// dispatcher claimed is carried out by RunClaimed instead.
 type Request struct {
-	RunID        string // a run already claimed by the dispatcher; empty: the engine starts one
 	CredentialID string
 	SyncType     vocab.SyncType
-	Trigger      vocab.Trigger // for a run the engine starts
+	Trigger      vocab.Trigger // manual (the default) or api
 	PageSize     int
 	DateFrom     time.Time // incremental from this time instead of the cursor
 	Full         bool      // a full reconcile now
@@ -148,201 +147,6 @@ func PauseReason(err error) string {
 	return "KiotViet rejected the client id or secret" + detail + ": save the connection again (ERP settings, or kvsync credentials add)"
 }
 
-// Abandon finishes a run as failed with cause, for a caller whose runner could not carry it out (a
-// fan-out reply that never came, a claimed run the engine refused, an engine that could not finish
-// it): the run's row must not stay 'running' until its lease expires. Together with the end of
-// Engine.Run it is the only code that finishes a run (TestOnlyTheEngineFinishesRuns holds every other
-// package to it). It reports whether the run was finished now; false when it had already ended.
-func Abandon(st *store.Store, runID string, cause error) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, err := st.FinishRun(ctx, runID, store.Finish{Status: vocab.Failed, Error: cause.Error()})
-	return err == nil
-}
-
-// ErrLeaseLost means the run's lease was taken away (the run was rescued as dead); nothing more was
-// written after that.
-var ErrLeaseLost = errors.New("the run's lease expired and it was handed back")
-
-// Run performs one sync from start to finish. Validation and overlap errors (an *errs.Error coded
-// Conflict when the credential is already syncing) come back before anything is written; once the
-// run has started, its outcome is in Result and in the log row, and the error is only for a run that
-// could not be finished (lost lease, database gone).
-func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
-	streams, ok := vocab.Streams[req.SyncType]
-	if !ok {
-		return Result{}, &errs.Error{Op: "sync", Code: errs.Invalid, Message: "syncType must be one of " + vocab.Names(vocab.SyncTypes)}
-	}
-	if !kiotviet.PageSizeOK(req.PageSize) {
-		return Result{}, &errs.Error{Op: "sync", Code: errs.Invalid,
-			Message: fmt.Sprintf("options.pageSize must be a whole number from %d to %d", kiotviet.MinPageSize, kiotviet.MaxPageSize)}
-	}
-	log := e.cfg.Logger.With("credential", req.CredentialID, "sync_type", req.SyncType)
-	runID := req.RunID
-	if runID != "" {
-		// A claimed run is carried out only as claimed: its own credential and type, while it runs.
-		l, err := e.cfg.Store.Run(ctx, runID)
-		if err != nil {
-			return Result{}, err
-		}
-		if l.Status != vocab.Running || l.CredentialID == nil || *l.CredentialID != req.CredentialID || l.SyncType != req.SyncType {
-			return Result{}, &errs.Error{Op: "sync", Code: errs.Invalid,
-				Message: fmt.Sprintf("runId %s is not a running %s run of credential %s", runID, req.SyncType, req.CredentialID)}
-		}
-	} else {
-		opts, _ := json.Marshal(map[string]any{"pageSize": req.PageSize, "full": req.Full, "dateFrom": tm(req.DateFrom)})
-		var err error
-		runID, err = e.cfg.Store.StartRun(ctx, req.CredentialID, req.SyncType, cmp.Or(req.Trigger, vocab.Manual), e.cfg.Worker, e.cfg.Lease, opts)
-		if err != nil {
-			return Result{}, err
-		}
-	}
-	log = log.With("run", runID)
-	res := Result{RunID: runID, Streams: map[string]*StreamStats{}}
-
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	r := &run{e: e, id: runID, req: req, log: log, res: &res, beatAt: time.Now()}
-	hbDone := make(chan struct{})
-	go func() { defer close(hbDone); r.heartbeat(runCtx, cancel) }()
-
-	var firstErr error
-	cred, err := e.cfg.Store.Credential(runCtx, req.CredentialID)
-	switch {
-	case err != nil:
-		firstErr = err
-	case !cred.IsActive:
-		res.Status = vocab.Skipped
-		res.Error = "credential is not active"
-	default:
-		r.client = e.client(cred)
-		startCalls := r.client.Calls()
-		for _, stream := range streams {
-			name := string(stream)
-			st := &StreamStats{}
-			res.Streams[name] = st
-			r.progress(name)
-			before := r.client.Calls()
-			err := r.stream(runCtx, name, st)
-			st.APICalls = r.client.Calls() - before
-			if err != nil {
-				st.Error = err.Error()
-				log.Warn("stream failed", "stream", name, "err", err)
-				if firstErr == nil {
-					firstErr = fmt.Errorf("%s: %w", name, err)
-				}
-				if runCtx.Err() != nil {
-					break // shutting down or lease lost: stop, keep what committed
-				}
-				if errors.Is(err, kiotviet.ErrBudget) {
-					break // the next streams would find it used up too
-				}
-			}
-		}
-		res.APICalls = r.client.Calls() - startCalls
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if err := r.client.ReleaseBudget(rctx); err != nil {
-			log.Warn("could not give back unused API calls to the shared budget", "err", err)
-		}
-		rcancel()
-	}
-	cancel(nil)
-	<-hbDone
-
-	var budget *kiotviet.BudgetError
-	if res.Status == "" && errors.As(firstErr, &budget) {
-		// Not a failure of the shop or of kvsync: what committed stays and the next run goes on from
-		// there once the budget has room ("API budget used up; resumes at 14:05").
-		res.Status, firstErr = vocab.Partial, budget
-	}
-	if res.Status == "" {
-		res.Status = outcome(res.Streams, firstErr)
-	}
-	for _, st := range res.Streams {
-		res.Records += st.Count
-	}
-	if firstErr != nil {
-		res.Error = firstErr.Error()
-	}
-	if cause := context.Cause(runCtx); errors.Is(cause, ErrLeaseLost) {
-		return res, ErrLeaseLost
-	}
-	// Finish even when the caller's context ended (shutdown): the run's outcome must reach its log row.
-	// The database may be gone for a while (restart, failover, network): keep the outcome and try again
-	// until it is back or the lease would expire, after which the rescue owns the run.
-	fctx := context.WithoutCancel(ctx)
-	next, err := e.finish(fctx, r, store.Finish{Status: res.Status, Records: res.Records,
-		Stats: res.Streams, APICalls: res.APICalls, Error: res.Error})
-	if err != nil {
-		return res, fmt.Errorf("finish run %s: %w", runID, err)
-	}
-	res.NextRunAt = next
-	if res.Status != vocab.Success && kiotviet.CredentialsRejected(firstErr) {
-		// retrying every period will not help: stop the credential's schedules until it is saved again
-		n, err := e.cfg.Store.PauseSchedules(fctx, req.CredentialID, PauseReason(firstErr))
-		if err != nil {
-			log.Error("could not pause the schedules of a rejected credential", "err", err)
-		} else {
-			res.Paused = n
-			log.Warn("KiotViet rejected the credential: its schedules are paused", "schedules", n)
-		}
-	}
-	log.Info("sync finished", "status", res.Status, "records", res.Records, "api_calls", res.APICalls)
-	return res, nil
-}
-
-// finish closes the run's log row, retrying while the database cannot be reached, until just before the
-// run's lease would expire (its last heartbeat plus the lease): past that, a rescue may already have
-// ended the run, and finishing it could only fail.
-func (e *Engine) finish(ctx context.Context, r *run, f store.Finish) (*time.Time, error) {
-	deadline := r.leaseUntil().Add(-time.Second)
-	wait := 250 * time.Millisecond
-	for {
-		actx, cancel := context.WithTimeout(ctx, max(min(10*time.Second, time.Until(deadline)), time.Second))
-		next, err := e.cfg.Store.FinishRun(actx, r.id, f)
-		cancel()
-		if err == nil || !unreachable(err) || time.Until(deadline) <= 0 {
-			return next, err
-		}
-		r.log.Warn("the database cannot be reached to finish the run; trying again", "err", err,
-			"until", deadline.Format(time.RFC3339))
-		if e.cfg.OnFinishFailed != nil {
-			e.cfg.OnFinishFailed(r.id, err)
-		}
-		t := time.NewTimer(min(wait, max(time.Until(deadline), 0)))
-		<-t.C
-		wait = min(wait*2, 5*time.Second)
-	}
-}
-
-// unreachable: the call never got an answer from the database (connection refused or lost, the server
-// shutting down or starting), as opposed to the database refusing it.
-func unreachable(err error) bool {
-	var se *errs.Error
-	if errors.As(err, &se) && se.SQLState != "" {
-		return se.Code == errs.Unavailable // store.sqlError: connection exceptions and shutdowns
-	}
-	code := errs.CodeOf(err)
-	return code == errs.Internal || code == errs.Unavailable
-}
-
-// outcome: every stream done → success; some → partial; none → failed.
-func outcome(streams map[string]*StreamStats, err error) vocab.Status {
-	if err == nil {
-		return vocab.Success
-	}
-	ok := 0
-	for _, st := range streams {
-		if st.Error == "" {
-			ok++
-		}
-	}
-	if ok > 0 {
-		return vocab.Partial
-	}
-	return vocab.Failed
-}
-
 // client returns the credential's long-lived KiotViet client.
 func (e *Engine) client(c store.Credential) *kiotviet.Client {
 	key := c.ID + "/" + c.ClientID
@@ -379,17 +183,6 @@ type run struct {
 	total   int // KiotViet's total for the current stream's list (0: not known yet)
 	pages   int // pages of the current stream
 	records int // items of every stream so far
-}
-
-// Progress is what a run's heartbeat publishes in kiotviet_sync_logs.progress (and so over Realtime):
-// the stream in progress, how many of its items are done out of KiotViet's total for it, its pages, and
-// the records of every stream so far. Total is 0 until KiotViet has said it.
-type Progress struct {
-	Stream  string `json:"stream"`
-	Done    int    `json:"done"`
-	Total   int    `json:"total"`
-	Pages   int    `json:"pages"`
-	Records int    `json:"records"`
 }
 
 // leaseUntil is when the run's lease ends, as far as this worker knows (measured from the moment the
@@ -429,7 +222,7 @@ func (r *run) heartbeat(ctx context.Context, cancel context.CancelCauseFunc) {
 		case <-t.C:
 		}
 		r.mu.Lock()
-		progress := Progress{Stream: r.current, Done: r.done, Total: r.total, Pages: r.pages, Records: r.records}
+		progress := store.Progress{Stream: r.current, Done: r.done, Total: r.total, Pages: r.pages, Records: r.records}
 		r.mu.Unlock()
 		hctx, hcancel := context.WithTimeout(ctx, r.e.cfg.HeartbeatEvery)
 		sent := time.Now()

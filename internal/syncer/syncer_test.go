@@ -404,9 +404,8 @@ func TestHeartbeatPublishesProgressWithTotal(t *testing.T) {
 	engine, err := syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "test", HeartbeatEvery: 20 * time.Millisecond,
 		KiotViet: b.kv})
 	require.NoError(t, err)
-	runID, err := b.store.StartRun(ctx, b.credID, "products_full", "manual", "test", time.Minute, nil)
-	require.NoError(t, err)
-	var seen atomic.Pointer[syncer.Progress]
+	var runID atomic.Value // the run's id, once Start has returned it
+	var seen atomic.Pointer[store.Progress]
 	hook := func(r *http.Request) {
 		if r.URL.Path != "/products" || r.URL.Query().Get("currentItem") != "300" || r.URL.Query().Get("lastModifiedFrom") != "" {
 			return
@@ -415,9 +414,9 @@ func TestHeartbeatPublishesProgressWithTotal(t *testing.T) {
 		// heartbeat has published the pages before it
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
-			var p syncer.Progress
+			var p store.Progress
 			var raw []byte
-			if err := b.db.QueryRow(ctx, `select progress::text from kiotviet_sync_logs where id = $1`, runID).Scan(&raw); err == nil &&
+			if err := b.db.QueryRow(ctx, `select progress::text from kiotviet_sync_logs where id = $1`, runID.Load()).Scan(&raw); err == nil &&
 				json.Unmarshal(raw, &p) == nil && p.Stream == "products" && p.Done >= 200 {
 				seen.Store(&p)
 				return
@@ -426,7 +425,10 @@ func TestHeartbeatPublishesProgressWithTotal(t *testing.T) {
 		}
 	}
 	b.onFetch.Store(&hook)
-	res, err := engine.Run(ctx, syncer.Request{RunID: runID, CredentialID: b.credID, SyncType: "products_full"})
+	run, err := engine.Start(ctx, syncer.Request{CredentialID: b.credID, SyncType: "products_full"})
+	require.NoError(t, err)
+	runID.Store(run.ID)
+	res, err := run.Wait()
 	require.NoError(t, err)
 	require.Equal(t, vocab.Success, res.Status, res.Error)
 	p := seen.Load()
