@@ -93,38 +93,45 @@ func scheduleID(fs *flag.FlagSet, args []string) (string, error) {
 }
 
 // scheduleError says what went wrong in words, and what to do: never SQL, a constraint's or a
-// function's name.
+// function's name. It decides by the error's code and the rule it names (the constraint field, which
+// the schedule functions set on each refusal: 20261202940000_schedule_rule_names.sql), never by the
+// wording of a message.
 func scheduleError(sub, id string, err error) error {
 	var se *errs.Error
 	if !errors.As(err, &se) {
 		return fmt.Errorf("schedule %s: %w", sub, err)
 	}
 	msg := se.Message
-	switch {
-	case se.Constraint == "kiotviet_sync_schedules_one_per_shop":
+	switch se.Constraint {
+	case "kiotviet_sync_schedules_one_per_shop":
 		return fmt.Errorf("schedule %s: %s: change that schedule instead (kvsync schedule list shows it)", sub, msg)
-	case se.Constraint == "kiotviet_sync_logs_one_running":
+	case "kiotviet_sync_logs_one_running":
 		return fmt.Errorf("schedule %s: the credential is already syncing: wait for that run to end ('kvsync status'), or leave out --wait", sub)
-	case strings.Contains(se.Constraint, "custom_interval_hours"):
+	case "kiotviet_sync_schedules_custom_interval_hours_check":
 		return fmt.Errorf("schedule %s: --every: the number of hours must be between 1 and 168", sub)
-	case strings.Contains(msg, "unknown time zone"):
+	case "kiotviet_sync_schedules_timezone_known":
 		return fmt.Errorf("schedule %s: --timezone: %s: use an IANA name such as Asia/Ho_Chi_Minh or Europe/Paris", sub,
 			strings.TrimPrefix(msg, "kiotviet_sync_schedules.timezone: "))
-	case se.Code == errs.NotFound && strings.HasPrefix(msg, "credential"):
+	case "kiotviet_sync_schedules_credential_id_fkey":
 		return fmt.Errorf("schedule %s: no credential %s: see 'kvsync credentials list'", sub, id)
-	case se.Code == errs.NotFound:
-		return fmt.Errorf("schedule %s: no schedule %s: see 'kvsync schedule list'", sub, id)
-	case se.SQLState == "23503":
-		return fmt.Errorf("schedule %s: no credential %s: see 'kvsync credentials list'", sub, id)
-	case se.Code == errs.State && strings.Contains(msg, "paused"):
+	case "kiotviet_sync_schedules_not_paused":
 		return fmt.Errorf("schedule %s: %s; resume it first: kvsync schedule resume %s", sub, msg, id)
-	case se.Code == errs.State && strings.Contains(msg, "switched off"):
+	case "kiotviet_sync_schedules_enabled":
 		return fmt.Errorf("schedule %s: %s: switch it on first: kvsync schedule set … --enabled", sub, msg)
-	case se.Code == errs.State && strings.Contains(msg, "not active"):
+	case "kiotviet_credentials_active":
 		return fmt.Errorf("schedule %s: %s: save the KiotViet connection again ('kvsync credentials add')", sub, msg)
-	case se.Code == errs.Invalid && strings.Contains(msg, "give its frequency"):
+	case "kiotviet_sync_schedules_frequency_given":
 		return fmt.Errorf("schedule %s: %s: add --every hourly, daily or Nh", sub, msg)
-	case se.Code == errs.Invalid, se.Code == errs.State, se.Code == errs.Conflict:
+	}
+	// Over PostgREST an error carries no constraint field (only a unique violation's message names
+	// one): the database's message, which names the problem in words, is said as it is.
+	switch se.Code {
+	case errs.NotFound:
+		if sub == "set" { // set's id is the credential's; the schedule is found by credential and type
+			return fmt.Errorf("schedule %s: %s: see 'kvsync credentials list'", sub, msg)
+		}
+		return fmt.Errorf("schedule %s: no schedule %s: see 'kvsync schedule list'", sub, id)
+	case errs.Invalid, errs.State, errs.Conflict:
 		return fmt.Errorf("schedule %s: %s", sub, msg)
 	}
 	return dbError("schedule "+sub, err)
