@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -41,6 +42,48 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%s: unexpected argument %q (flags go before nothing else: see --help)", fs.Name(), fs.Arg(0))
 	}
 	return nil
+}
+
+// takeSubcommand splits the subcommand off a command group's arguments (kvsync schedule list …). With
+// no argument it prints the group's usage and returns an error naming the subcommands; with -h,
+// --help or help it prints the usage and returns ok false and no error.
+func takeSubcommand(e env, group, usage string, subs ...string) (sub string, rest env, ok bool, err error) {
+	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" || e.args[0] == "help" {
+		fmt.Fprintln(e.stderr, strings.TrimSpace(usage))
+		if len(e.args) == 0 {
+			return "", e, false, fmt.Errorf("%s: say %s", group, orList(subs))
+		}
+		return "", e, false, nil
+	}
+	sub, e.args = e.args[0], e.args[1:]
+	return sub, e, true, nil
+}
+
+// unknownSubcommand is the error for a subcommand that the group does not have.
+func unknownSubcommand(group, sub string, subs ...string) error {
+	return fmt.Errorf("%s: unknown subcommand %q: use %s", group, sub, orList(subs))
+}
+
+// orList writes "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// queryTimeout bounds the short database calls of the admin subcommands.
+const queryTimeout = 30 * time.Second
+
+// connect builds the app (newApp) and a context for the subcommand's database calls that ends within
+// queryTimeout; done releases both.
+func connect(ctx context.Context, e env, needKeys bool) (a *app, qctx context.Context, done func(), err error) {
+	a, err = newApp(ctx, e, needKeys)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	return a, qctx, func() { cancel(); a.close() }, nil
 }
 
 // isTerminal tells whether v is an *os.File open on a character device other than /dev/null (a

@@ -26,15 +26,10 @@ stdin, never from a flag (flags end up in shell history and process lists):
 list never prints a secret. deactivate stops a credential from being synced.`
 
 func cmdCredentials(ctx context.Context, e env) error {
-	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" || e.args[0] == "help" {
-		fmt.Fprintln(e.stderr, strings.TrimSpace(credentialsUsage))
-		if len(e.args) == 0 {
-			return errors.New("credentials: say add, list or deactivate")
-		}
-		return nil
+	sub, e, ok, err := takeSubcommand(e, "credentials", credentialsUsage, "add", "list", "deactivate")
+	if !ok {
+		return err
 	}
-	sub, rest := e.args[0], e.args[1:]
-	e.args = rest
 	switch sub {
 	case "add":
 		return credentialsAdd(ctx, e)
@@ -43,7 +38,7 @@ func cmdCredentials(ctx context.Context, e env) error {
 	case "deactivate":
 		return credentialsDeactivate(ctx, e)
 	}
-	return fmt.Errorf("credentials: unknown subcommand %q: use add, list or deactivate", sub)
+	return unknownSubcommand("credentials", sub, "add", "list", "deactivate")
 }
 
 // maxSecretLen bounds what is read from stdin: a KiotViet client secret is about 40 characters.
@@ -107,13 +102,11 @@ func credentialsList(ctx context.Context, e env) error {
 	if err := parseFlags(fs, e.args); err != nil {
 		return err
 	}
-	a, err := newApp(ctx, e, false)
+	a, qctx, done, err := connect(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	defer done()
 	all, err := a.store.Credentials(qctx)
 	if err != nil {
 		return dbError("credentials list", err)
@@ -171,13 +164,11 @@ func credentialsDeactivate(ctx context.Context, e env) error {
 		return errors.New("credentials deactivate: give one credential id (see 'kvsync credentials list')")
 	}
 	id := fs.Arg(0)
-	a, err := newApp(ctx, e, false)
+	a, qctx, done, err := connect(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	defer done()
 	ok, err := a.store.DeactivateCredential(qctx, id)
 	if err != nil {
 		if errs.CodeOf(err) == errs.Invalid {

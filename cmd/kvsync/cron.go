@@ -41,15 +41,10 @@ const (
 )
 
 func cmdCron(ctx context.Context, e env) error {
-	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" || e.args[0] == "help" {
-		fmt.Fprintln(e.stderr, strings.TrimSpace(cronUsage))
-		if len(e.args) == 0 {
-			return errors.New("cron: say install or uninstall")
-		}
-		return nil
+	sub, e, ok, err := takeSubcommand(e, "cron", cronUsage, "install", "uninstall")
+	if !ok {
+		return err
 	}
-	sub := e.args[0]
-	e.args = e.args[1:]
 	fs := newFlags(e, "cron "+sub, cronUsage)
 	var rawURL *string
 	var fromEnv *bool
@@ -57,7 +52,7 @@ func cmdCron(ctx context.Context, e env) error {
 		rawURL = fs.String("url", "", "the dispatcher's URL as the database reaches it (see above)")
 		fromEnv = fs.Bool("secret-from-env", true, "store $KIOTVIET_CRON_SECRET as kiotviet_cron_secret; false keeps the Vault's")
 	} else if sub != "uninstall" {
-		return fmt.Errorf("cron: unknown subcommand %q: use install or uninstall", sub)
+		return unknownSubcommand("cron", sub, "install", "uninstall")
 	}
 	if err := parseFlags(fs, e.args); err != nil {
 		return err

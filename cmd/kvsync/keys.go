@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -25,15 +24,10 @@ To rotate to a new key:
 rotate is safe to run again: what is already under the first key is left as it is.`
 
 func cmdKeys(ctx context.Context, e env) error {
-	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" || e.args[0] == "help" {
-		fmt.Fprintln(e.stderr, strings.TrimSpace(keysUsage))
-		if len(e.args) == 0 {
-			return errors.New("keys: say generate or rotate")
-		}
-		return nil
+	sub, e, ok, err := takeSubcommand(e, "keys", keysUsage, "generate", "rotate")
+	if !ok {
+		return err
 	}
-	sub := e.args[0]
-	e.args = e.args[1:]
 	fs := newFlags(e, "keys "+sub, keysUsage)
 	if err := parseFlags(fs, e.args); err != nil {
 		return err
@@ -51,7 +45,7 @@ func cmdKeys(ctx context.Context, e env) error {
 	case "rotate":
 		return keysRotate(ctx, e)
 	}
-	return fmt.Errorf("keys: unknown subcommand %q: use generate or rotate", sub)
+	return unknownSubcommand("keys", sub, "generate", "rotate")
 }
 
 // rotateAttempts bounds the retries when a credential's token is refreshed while it is being rotated.

@@ -38,15 +38,10 @@ way, and resumes when the connection is saved again. resume --credential resumes
 delete removes a schedule; its runs stay in the log.`
 
 func cmdSchedule(ctx context.Context, e env) error {
-	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" || e.args[0] == "help" {
-		fmt.Fprintln(e.stderr, strings.TrimSpace(scheduleUsage))
-		if len(e.args) == 0 {
-			return errors.New("schedule: say list, set, run, pause, resume or delete (see --help)")
-		}
-		return nil
+	sub, e, ok, err := takeSubcommand(e, "schedule", scheduleUsage, "list", "set", "run", "pause", "resume", "delete")
+	if !ok {
+		return err
 	}
-	sub := e.args[0]
-	e.args = e.args[1:]
 	switch sub {
 	case "list":
 		return scheduleList(ctx, e)
@@ -61,7 +56,7 @@ func cmdSchedule(ctx context.Context, e env) error {
 	case "delete":
 		return scheduleDelete(ctx, e)
 	}
-	return fmt.Errorf("schedule: unknown subcommand %q: use list, set, run, pause, resume or delete", sub)
+	return unknownSubcommand("schedule", sub, "list", "set", "run", "pause", "resume", "delete")
 }
 
 var (
@@ -143,13 +138,11 @@ func scheduleList(ctx context.Context, e env) error {
 	if err := parseFlags(fs, e.args); err != nil {
 		return err
 	}
-	a, err := newApp(ctx, e, false)
+	a, qctx, done, err := connect(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	defer done()
 	rows, err := a.store.Status(qctx)
 	if err != nil {
 		return scheduleError("list", "", err)
@@ -246,13 +239,11 @@ func scheduleSet(ctx context.Context, e env) error {
 	if len(given) == 2 {
 		return errors.New("schedule set: nothing to change: give --every, --at, --timezone, --enabled or --disabled")
 	}
-	a, err := newApp(ctx, e, false)
+	a, qctx, done, err := connect(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	defer done()
 	id, err := a.store.SetSchedule(qctx, c)
 	if err != nil {
 		return scheduleError("set", *credID, err)
@@ -320,22 +311,11 @@ func scheduleRun(ctx context.Context, e env) error {
 	}
 	fmt.Fprintf(e.stdout, "run %s: %s for credential %s (schedule %s)\n", cl.RunID, cl.SyncType, cl.CredentialID, id)
 	res, err := follow(ctx, e, a.store, live, cl.RunID, func() (syncer.Result, error) { return engine.RunClaimed(ctx, cl) })
-	printStreams(e.stdout, res)
-	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, vocab.Failed), thousands(res.Records), thousands(res.APICalls))
+	next := ""
 	if res.NextRunAt != nil {
-		line += "; next run in " + human(time.Until(*res.NextRunAt))
+		next = "next run in " + human(time.Until(*res.NextRunAt))
 	}
-	fmt.Fprintln(e.stdout, line)
-	if res.Paused > 0 {
-		fmt.Fprintf(e.stdout, "KiotViet rejected the credentials: %d schedule(s) paused until the connection is saved again\n", res.Paused)
-	}
-	switch {
-	case err != nil:
-		return fmt.Errorf("schedule run: run %s: %w", cl.RunID, err)
-	case res.Status != vocab.Success:
-		return fmt.Errorf("schedule run: run %s ended %s: %s", cl.RunID, cmp.Or(res.Status, vocab.Failed), cmp.Or(res.Error, "see the streams above"))
-	}
-	return nil
+	return runReport(e.stdout, "schedule run", cl.RunID, res, err, next)
 }
 
 func schedulePause(ctx context.Context, e env) error {
@@ -345,13 +325,11 @@ func schedulePause(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	a, err := newApp(ctx, e, false)
+	a, qctx, done, err := connect(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	defer done()
 	if err := a.store.PauseSchedule(qctx, id, *reason); err != nil {
 		return scheduleError("pause", id, err)
 	}
@@ -379,13 +357,11 @@ func scheduleResume(ctx context.Context, e env) error {
 	case *credID != "" && !uuidRE.MatchString(*credID):
 		return fmt.Errorf("schedule resume: --credential %q is not a credential id (a UUID): see 'kvsync credentials list'", *credID)
 	}
-	a, err := newApp(ctx, e, false)
+	a, qctx, done, err := connect(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	defer done()
 	n, err := a.store.ResumeSchedules(qctx, *credID, id)
 	if err != nil {
 		return scheduleError("resume", cmp.Or(id, *credID), err)
@@ -409,13 +385,11 @@ func scheduleDelete(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	a, err := newApp(ctx, e, false)
+	a, qctx, done, err := connect(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	defer done()
 	if err := a.store.DeleteSchedule(qctx, id); err != nil {
 		return scheduleError("delete", id, err)
 	}

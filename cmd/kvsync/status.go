@@ -21,13 +21,11 @@ in the schedule's time zone, which is named; times until the next run come from 
 	if err := parseFlags(fs, e.args); err != nil {
 		return err
 	}
-	a, err := newApp(ctx, e, false)
+	a, qctx, done, err := connect(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	defer done()
 	rows, err := a.store.Status(qctx)
 	if err != nil {
 		return dbError("status", err)

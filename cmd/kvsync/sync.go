@@ -65,20 +65,32 @@ Types: `+vocab.Names(vocab.SyncTypes)+`.`)
 	if err != nil {
 		return syncStartError(*credID, err)
 	}
-	runID := run.ID
-	fmt.Fprintf(e.stdout, "run %s: %s for credential %s\n", runID, *syncType, *credID)
-	res, runErr := follow(ctx, e, a.store, live, runID, run.Wait)
-	printStreams(e.stdout, res)
-	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, vocab.Failed), thousands(res.Records), thousands(res.APICalls))
+	fmt.Fprintf(e.stdout, "run %s: %s for credential %s\n", run.ID, *syncType, *credID)
+	res, runErr := follow(ctx, e, a.store, live, run.ID, run.Wait)
+	next := ""
 	if res.NextRunAt != nil {
-		line += fmt.Sprintf("; the %s schedule runs next at %s", *syncType, res.NextRunAt.Local().Format("2006-01-02 15:04 MST"))
+		next = fmt.Sprintf("the %s schedule runs next at %s", *syncType, res.NextRunAt.Local().Format("2006-01-02 15:04 MST"))
 	}
-	fmt.Fprintln(e.stdout, line)
+	return runReport(e.stdout, "sync", run.ID, res, runErr, next)
+}
+
+// runReport prints what a run the CLI waited for did (each stream, then one line with the totals, and
+// next, what the schedule does next, when known) and returns the command's error unless the run succeeded.
+func runReport(w io.Writer, cmd, runID string, res syncer.Result, runErr error, next string) error {
+	printStreams(w, res)
+	line := fmt.Sprintf("%s: %s records, %s API calls", cmp.Or(res.Status, vocab.Failed), thousands(res.Records), thousands(res.APICalls))
+	if next != "" {
+		line += "; " + next
+	}
+	fmt.Fprintln(w, line)
+	if res.Paused > 0 {
+		fmt.Fprintf(w, "KiotViet rejected the credentials: %d schedule(s) paused until the connection is saved again\n", res.Paused)
+	}
 	switch {
 	case runErr != nil:
-		return fmt.Errorf("sync: run %s: %w", runID, runErr)
+		return fmt.Errorf("%s: run %s: %w", cmd, runID, runErr)
 	case res.Status != vocab.Success:
-		return fmt.Errorf("sync: run %s ended %s: %s", runID, cmp.Or(res.Status, vocab.Failed), cmp.Or(res.Error, "see the streams above"))
+		return fmt.Errorf("%s: run %s ended %s: %s", cmd, runID, cmp.Or(res.Status, vocab.Failed), cmp.Or(res.Error, "see the streams above"))
 	}
 	return nil
 }

@@ -25,15 +25,10 @@ Default types: ` + "product.update, product.delete, stock.update, category.updat
 list shows what is registered and what the events did; remove deletes registrations from KiotViet.`
 
 func cmdWebhooks(ctx context.Context, e env) error {
-	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" || e.args[0] == "help" {
-		fmt.Fprintln(e.stderr, strings.TrimSpace(webhooksUsage))
-		if len(e.args) == 0 {
-			return errors.New("webhooks: say register, list or remove")
-		}
-		return nil
+	sub, e, ok, err := takeSubcommand(e, "webhooks", webhooksUsage, "register", "list", "remove")
+	if !ok {
+		return err
 	}
-	sub, rest := e.args[0], e.args[1:]
-	e.args = rest
 	switch sub {
 	case "register":
 		return webhooksRegister(ctx, e)
@@ -42,7 +37,7 @@ func cmdWebhooks(ctx context.Context, e env) error {
 	case "remove", "rm":
 		return webhooksRemove(ctx, e)
 	}
-	return fmt.Errorf("webhooks: unknown subcommand %q: use register, list or remove", sub)
+	return unknownSubcommand("webhooks", sub, "register", "list", "remove")
 }
 
 func splitTypes(s string) []string {
