@@ -399,11 +399,9 @@ func scheduleDelete(ctx context.Context, e env) error {
 
 // parseEvery reads hourly, daily or Nh.
 func parseEvery(s string) (string, *int, error) {
-	switch strings.ToLower(s) {
-	case "hourly":
-		return "hourly", nil, nil
-	case "daily":
-		return "daily", nil, nil
+	switch f := vocab.Frequency(strings.ToLower(s)); f {
+	case vocab.Hourly, vocab.Daily:
+		return string(f), nil, nil
 	}
 	n, err := strconv.Atoi(strings.TrimSuffix(strings.ToLower(s), "h"))
 	if err != nil || !strings.HasSuffix(strings.ToLower(s), "h") {
@@ -412,5 +410,5 @@ func parseEvery(s string) (string, *int, error) {
 	if n < 1 || n > 168 {
 		return "", nil, fmt.Errorf("%q: the number of hours must be between 1 and 168", s)
 	}
-	return "custom", &n, nil
+	return string(vocab.Custom), &n, nil
 }

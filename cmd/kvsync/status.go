@@ -109,7 +109,7 @@ func printStatus(e env, rows []store.ScheduleStatus, now time.Time) {
 // every renders a schedule's period: hourly, daily at 02:00, every 6h.
 func every(r store.ScheduleStatus) string {
 	s := r.Frequency
-	if r.Frequency == "custom" && r.CustomIntervalHours != nil {
+	if vocab.Frequency(r.Frequency) == vocab.Custom && r.CustomIntervalHours != nil {
 		s = fmt.Sprintf("every %dh", *r.CustomIntervalHours)
 	}
 	if r.TimeOfDay != nil && *r.TimeOfDay != "" {
