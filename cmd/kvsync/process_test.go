@@ -31,6 +31,7 @@ import (
 	"github.com/kvsync/kvsync/internal/syncer"
 	"github.com/kvsync/kvsync/internal/synctest"
 	"github.com/kvsync/kvsync/internal/testdb"
+	"github.com/kvsync/kvsync/internal/wire"
 )
 
 // These tests run the real kvsync binary as a separate process and kill it, as an operator or a
@@ -141,7 +142,7 @@ func (b *procBundle) count(t *testing.T) int {
 	return n
 }
 
-func (b *procBundle) runRow(t *testing.T) (id, status, errText string, leaseOver bool) {
+func (b *procBundle) runRow(t *testing.T) (id string, status vocab.Status, errText string, leaseOver bool) {
 	var e *string
 	err := b.db.QueryRow(context.Background(), `select id, status, error_message, coalesce(lease_expires_at < now(), true)
 		from kiotviet_sync_logs where schedule_id = $1 order by started_at desc limit 1`, b.sched).Scan(&id, &status, &e, &leaseOver)
@@ -173,7 +174,7 @@ func TestKilledWorkerIsRescuedAndNextRunConverges(t *testing.T) {
 	_, _ = proc.Process.Wait()
 	committed := b.count(t)
 	runID, status, _, _ := b.runRow(t)
-	require.Equal(t, "running", status, "killed mid-run")
+	require.Equal(t, vocab.Running, status, "killed mid-run")
 	b.fake.SetFaults(kiotvietfake.Faults{})
 
 	waitFor(t, "the dead worker's lease to expire", time.Minute, func() bool { _, _, _, over := b.runRow(t); return over })
@@ -184,7 +185,7 @@ func TestKilledWorkerIsRescuedAndNextRunConverges(t *testing.T) {
 	require.Len(t, tick.Rescued, 1)
 	assert.Equal(t, runID, tick.Rescued[0].RunID)
 	_, status, errText, _ := b.runRow(t)
-	assert.Equal(t, "failed", status)
+	assert.Equal(t, vocab.Failed, status)
 	assert.Contains(t, errText, "stopped heartbeating")
 	assert.GreaterOrEqual(t, b.count(t), committed, "nothing committed is lost")
 
@@ -209,8 +210,8 @@ func TestSIGTERMFinishesOrHandsBackTheRun(t *testing.T) {
 	err := proc.Wait()
 	require.NoError(t, err, "kvsync exits 0 on SIGTERM")
 	_, status, errText, _ := b.runRow(t)
-	assert.NotEqual(t, "running", status, "the run was finished or handed back, not left running")
-	assert.Contains(t, []string{"success", "failed", "partial"}, status, errText)
+	assert.NotEqual(t, vocab.Running, status, "the run was finished or handed back, not left running")
+	assert.Contains(t, []vocab.Status{vocab.Success, vocab.Failed, vocab.Partial}, status, errText)
 
 	b.fake.SetFaults(kiotvietfake.Faults{})
 	done := make(chan dispatch.RunResult, 2)
@@ -368,7 +369,7 @@ func TestReplicasShareTheAPIBudget(t *testing.T) {
 	_, c := b.start(t, "--grace", "1s")
 	b.fake.ResetCounts()
 
-	var statuses []string
+	var statuses []vocab.Status
 	var lastErr string
 	dispatch := func(base string) {
 		b.makeDue(t)
@@ -376,21 +377,17 @@ func TestReplicasShareTheAPIBudget(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+procCronSecret)
 		resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
 		require.NoError(t, err)
-		var out struct {
-			Runs []struct {
-				Status string `json:"status"`
-				Error  string `json:"error"`
-			} `json:"runs"`
-		}
+		var out wire.DispatchDone
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
 		resp.Body.Close()
 		require.Len(t, out.Runs, 1)
+		require.NotNil(t, out.Runs[0].Error)
 		statuses = append(statuses, out.Runs[0].Status)
-		lastErr = out.Runs[0].Error
+		lastErr = *out.Runs[0].Error
 	}
 	manual := func(base string) {
 		_, out := postSync(t, base, b.credID)
-		statuses = append(statuses, fmt.Sprint(out["status"]))
+		statuses = append(statuses, vocab.Status(fmt.Sprint(out["status"])))
 		lastErr = fmt.Sprint(out["error"])
 	}
 	dispatch(a) // the schedule's first run is a full pass
@@ -400,7 +397,7 @@ func TestReplicasShareTheAPIBudget(t *testing.T) {
 	t.Logf("runs: %v; last error %q", statuses, lastErr)
 
 	assert.LessOrEqual(t, b.apiCalls(), int64(budget), "the two processes together stayed within the budget")
-	assert.Equal(t, []string{"success", "success", "partial", "partial"}, statuses)
+	assert.Equal(t, []vocab.Status{vocab.Success, vocab.Success, vocab.Partial, vocab.Partial}, statuses)
 	assert.Regexp(t, `^API budget used up; resumes at \d\d:\d\d$`, lastErr)
 	var granted int
 	require.NoError(t, b.db.QueryRow(context.Background(),

@@ -147,9 +147,10 @@ func TestCronCommandToSyncedTables(t *testing.T) {
 	assert.True(t, lastRun.Equal(completed), "last_run_at is when the run finished (%s), not its slot", lastRun)
 	assert.True(t, lastSlot.Equal(slot), "the grid column holds the slot the run was for")
 	assert.True(t, next.Equal(slot.Add(time.Hour)), "the next slot is on the same grid: %s", next)
-	var logStatus, trigger string
+	var logStatus vocab.Status
+	var trigger string
 	require.NoError(t, b.db.QueryRow(ctx, `select status, trigger from kiotviet_sync_logs where id = $1`, r.Claim.RunID).Scan(&logStatus, &trigger))
-	assert.Equal(t, "success", logStatus)
+	assert.Equal(t, vocab.Success, logStatus)
 	assert.Equal(t, "cron", trigger)
 }
 
@@ -285,9 +286,10 @@ func TestFanOutRunsClaimedRunOnAnotherReplica(t *testing.T) {
 	assert.Equal(t, vocab.Success, r.Result.Status, r.Result.Error)
 	assert.Equal(t, tick.Claimed[0].RunID, r.Result.RunID, "the replica ran the claimed run, not a new one")
 
-	var status, trigger string
+	var status vocab.Status
+	var trigger string
 	require.NoError(t, b.db.QueryRow(ctx, `select status, trigger from kiotviet_sync_logs where id = $1`, r.Claim.RunID).Scan(&status, &trigger))
-	assert.Equal(t, "success", status)
+	assert.Equal(t, vocab.Success, status)
 	assert.Equal(t, "cron", trigger)
 	var last *time.Time
 	require.NoError(t, b.db.QueryRow(ctx, `select last_run_at from kiotviet_sync_schedules where id = $1`, scheduleID).Scan(&last))

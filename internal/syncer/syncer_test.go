@@ -109,11 +109,11 @@ func TestFullSyncThenIncrementalConverges(t *testing.T) {
 	assert.Equal(t, 450, countOf(t, b.db, "kiotviet_products_full"))
 	b.equal(t, true)
 
-	var status string
+	var status vocab.Status
 	var records int
 	require.NoError(t, b.db.QueryRow(context.Background(),
 		`select status, records_synced from kiotviet_sync_logs where id = $1`, res.RunID).Scan(&status, &records))
-	assert.Equal(t, "success", status)
+	assert.Equal(t, vocab.Success, status)
 	assert.Equal(t, res.Records, records)
 
 	// k changes and d deletions: an incremental run reads ceil(k/100) product pages plus a constant.
@@ -205,10 +205,11 @@ func TestFaultMidRunKeepsCommittedPagesAndNextRunConverges(t *testing.T) {
 	assert.True(t, pages >= 1 && pages < 6, "pages committed: %d", pages)
 	assert.Equal(t, 100*pages, countOf(t, b.db, "kiotviet_products_full"), "the committed pages stay")
 
-	var logStatus, logErr string
+	var logStatus vocab.Status
+	var logErr string
 	require.NoError(t, b.db.QueryRow(context.Background(),
 		`select status, error_message from kiotviet_sync_logs where id = $1`, res.RunID).Scan(&logStatus, &logErr))
-	assert.Equal(t, string(res.Status), logStatus)
+	assert.Equal(t, res.Status, logStatus)
 	assert.Contains(t, logErr, "status 503")
 
 	b.onFetch.Store(nil)
