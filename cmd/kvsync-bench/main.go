@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("kvsync-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dbURL := fs.String("db-url", "", "database to use; every kiotviet_* table in it is EMPTIED (make bench starts one of its own)")
-	sizes := fs.String("sizes", "10000,100000", "catalogue sizes (products) at zero latency, comma separated")
+	sizes := fs.String("sizes", "10000,100000", "catalogue sizes (products) at zero latency, comma separated (0: none)")
 	branches := fs.Int("branches", 5, "branches of the fake shop")
 	latProducts := fs.Int("latency-products", 5000, "catalogue size of the latency cases (0: none)")
 	latency := fs.Duration("latency", 100*time.Millisecond, "latency added to every request in the latency cases")
@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	readConc := fs.Int("read-concurrency", 0, "kvsync: pages read at once (0: its default, KIOTVIET_READ_CONCURRENCY's), to compare settings")
 	writeBatch := fs.Int("write-batch", 0, "kvsync: pages written in one call at most (0: its default; 1: each page alone), to compare settings")
 	tickShops := fs.Int("tick-shops", 10000, "shops in the dispatcher tick case, one due schedule each (0: none)")
+	webhooks := fs.Bool("webhooks", true, "run the webhook freshness case (--webhooks=false: skip it)")
 	quick := fs.Bool("quick", false, "a short run of a few minutes: 5,000 and 10,000 products, 1,000 with latency, 2,000 schedules and shops (flags given explicitly win)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	commit := fs.String("commit", "", "the commit measured, for the report (default: from the binary's build info)")
@@ -103,7 +104,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cfg := bench.Config{DatabaseURL: *dbURL, Child: []string{exe, "--child"}, Branches: *branches,
 		LatencyProducts: *latProducts, Latency: *latency, Schedules: *schedules, Credentials: *creds,
 		Dispatchers: *dispatchers, JSONPath: *jsonPath, Commit: *commit, Out: stdout, Log: stderr,
-		Runs: *runs, TickShops: *tickShops, ReadConcurrency: *readConc, WriteBatchPages: *writeBatch}
+		Runs: *runs, TickShops: *tickShops, ReadConcurrency: *readConc, WriteBatchPages: *writeBatch, NoFreshness: !*webhooks}
 	if *runs < 1 {
 		return errors.New("--runs must be at least 1")
 	}
@@ -121,8 +122,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *schedules == 0 {
 		cfg.Schedules = -1
 	}
+	cfg.Sizes = []int{} // empty, not nil: --sizes 0 asks for no zero-latency case
 	for _, s := range strings.Split(*sizes, ",") {
-		if s = strings.TrimSpace(s); s == "" {
+		if s = strings.TrimSpace(s); s == "" || s == "0" {
 			continue
 		}
 		n, err := strconv.Atoi(s)

@@ -37,7 +37,7 @@ type Config struct {
 	DatabaseURL string   // a database of its own: every kiotviet_* table is emptied, its settings changed
 	Child       []string // the command that starts a child, e.g. {"/path/kvsync", "bench", "--child"}
 
-	Sizes           []int         // catalogues at zero latency (10,000 and 100,000 products)
+	Sizes           []int         // catalogues at zero latency (nil: 10,000 and 100,000 products; empty: none)
 	Branches        int           // (5)
 	LatencyProducts int           // catalogue of the latency cases (5,000)
 	Latency         time.Duration // per request in the latency cases (100 ms)
@@ -63,7 +63,7 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if len(c.Sizes) == 0 {
+	if c.Sizes == nil {
 		c.Sizes = []int{10_000, 100_000}
 	}
 	c.Branches = cmp.Or(c.Branches, 5)
