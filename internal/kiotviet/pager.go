@@ -429,6 +429,10 @@ func (p *Pager[T]) newRemoved(ids []int64) []int64 {
 	return out
 }
 
+// Done reports whether the page the last Next returned is the listing's last: the next Next returns
+// false without a request, and no request of the listing is in flight any more.
+func (p *Pager[T]) Done() bool { return p.done }
+
 // Page returns the page fetched by the last successful Next.
 func (p *Pager[T]) Page() Page[T] { return p.page }
 

@@ -84,3 +84,47 @@ func TestTakeBatchStartsACallAtRemovals(t *testing.T) {
 	}
 	assert.Equal(t, [][]int{{0, 100, 200}, {300, 400, 500, 600}}, calls)
 }
+
+// A reading says its listing is read once the last page is in hand, while the writer is still busy with
+// the first: a full pass's catch-up can start reading then, without waiting for the writes.
+func TestReadingEndsBeforeItsPagesAreWritten(t *testing.T) {
+	fake := kiotvietfake.New(kiotvietfake.Options{Products: 500, RateLimitPerHour: -1})
+	c := fakeClient(t, fake)
+	rd := startReading(context.Background(), c.Products(kiotviet.ListOptions{OrderBy: "modifiedDate", OrderDirection: "Asc", ReadAhead: true}), 4, nil)
+	var offsets []int
+	readFirst := false
+	err := writePages(context.Background(), rd, 4, func(_ context.Context, pgs []kiotviet.Page[kiotviet.Product]) error {
+		if len(offsets) == 0 {
+			// the first write waits for the reading's end: 5 pages fit in the queue and the reader's hand
+			select {
+			case <-rd.read:
+				readFirst = true
+			case <-time.After(10 * time.Second):
+			}
+		}
+		for _, pg := range pgs {
+			offsets = append(offsets, pg.Offset)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.True(t, readFirst, "every page was read before the first was written")
+	assert.Equal(t, []int{0, 100, 200, 300, 400}, offsets, "every page once, in order")
+}
+
+// A reading that waits for another starts its requests only once that one is read; abandoned, it stops
+// without a request.
+func TestReadingAfterAnother(t *testing.T) {
+	fake := kiotvietfake.New(kiotvietfake.Options{Products: 300, RateLimitPerHour: -1})
+	c := fakeClient(t, fake)
+	gate := make(chan struct{})
+	rd := startReading(context.Background(), c.Categories(kiotviet.ListOptions{}), 4, gate)
+	rd.stop()
+	assert.Zero(t, fake.Counts()[kiotvietfake.CategoriesPath], "no request before the gate opened")
+	require.ErrorIs(t, rd.err, context.Canceled)
+
+	close(gate)
+	rd = startReading(context.Background(), c.Categories(kiotviet.ListOptions{}), 4, gate)
+	require.NoError(t, writePages(context.Background(), rd, 4, func(context.Context, []kiotviet.Page[kiotviet.Category]) error { return nil }))
+	assert.Equal(t, int64(1), fake.Counts()[kiotvietfake.CategoriesPath])
+}

@@ -168,14 +168,21 @@ func (e *Engine) carry(ctx context.Context, runID string, req Request, streams [
 	default:
 		r.client = e.client(cred)
 		startCalls := r.client.Calls()
-		for _, stream := range streams {
+		// a stream's calls are those of its endpoints: the next stream's may start before it ends (prefetch)
+		base := r.client.CallsByEndpoint()
+		for i, stream := range streams {
 			name := string(stream)
 			st := &StreamStats{}
 			res.Streams[name] = st
 			r.progress(name)
-			before := r.client.Calls()
+			if i+1 < len(streams) {
+				r.prefetch(runCtx, streams[i+1])
+			}
 			err := r.stream(runCtx, name, st)
-			st.APICalls = r.client.Calls() - before
+			now := r.client.CallsByEndpoint()
+			for _, ep := range streamEndpoints[stream] {
+				st.APICalls += now[ep] - base[ep]
+			}
 			if err != nil {
 				st.Error = err.Error()
 				log.Warn("stream failed", "stream", name, "err", err)
@@ -190,6 +197,7 @@ func (e *Engine) carry(ctx context.Context, runID string, req Request, streams [
 				}
 			}
 		}
+		r.dropPrefetched()
 		res.APICalls = r.client.Calls() - startCalls
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		if err := r.client.ReleaseBudget(rctx); err != nil {

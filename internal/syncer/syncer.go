@@ -175,6 +175,9 @@ type run struct {
 	log    *slog.Logger
 	res    *Result
 	client *kiotviet.Client
+	// ahead is the next stream's pass, started early (prefetch), for the stream named aheadStream
+	ahead       interface{ stop() }
+	aheadStream string
 
 	mu      sync.Mutex
 	beatAt  time.Time // the last time the lease was extended (the run's start before the first beat)
@@ -248,6 +251,15 @@ func (r *run) heartbeat(ctx context.Context, cancel context.CancelCauseFunc) {
 	}
 }
 
+// streamEndpoints are the KiotViet endpoints each stream reads (its API calls in StreamStats).
+var streamEndpoints = map[vocab.Stream][]string{
+	vocab.StreamCategories: {"/categories"},
+	vocab.StreamProducts:   {"/products"},
+	vocab.StreamBranches:   {"/branches"},
+	vocab.StreamStock:      {"/productOnHands"},
+	vocab.StreamAttributes: {"/attributes/allwithdistinctvalue"},
+}
+
 func (r *run) stream(ctx context.Context, name string, st *StreamStats) error {
 	switch vocab.Stream(name) {
 	case vocab.StreamCategories:
@@ -301,42 +313,86 @@ func pump[T any](ctx context.Context, p *kiotviet.Pager[T], apply func(context.C
 // waiting, up to batch, in one call. A page with removed ids starts a new call, so a removal is never
 // applied before rows of an earlier page. batch 1 writes each page alone.
 func writeBatches[T any](ctx context.Context, p *kiotviet.Pager[T], batch int, apply func(context.Context, []kiotviet.Page[T]) error) error {
+	return writePages(ctx, startReading(ctx, p, batch, nil), batch, apply)
+}
+
+// reading is a listing read in a goroutine of its own into a queue of pages, so that its requests can
+// start before its pages are written: the catch-up of a full pass starts once the pass's last page has
+// been read (not written), and a run's products start while its categories are read and written
+// (run.prefetch). At most the queue, the page being handed over and the pager's read-ahead are in memory.
+type reading[T any] struct {
+	pages  chan kiotviet.Page[T] // closed when the listing has stopped
+	read   chan struct{}         // closed once every page is read (never, for a listing that failed)
+	gone   chan struct{}         // closed when the reading goroutine has ended; err is then set
+	err    error                 // why the listing stopped (nil: read to its end)
+	cancel context.CancelFunc
+}
+
+// startReading reads p's pages into a queue of queue pages, from when after is closed (nil: at once).
+func startReading[T any](ctx context.Context, p *kiotviet.Pager[T], queue int, after <-chan struct{}) *reading[T] {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	batch = max(batch, 1)
-	pages := make(chan kiotviet.Page[T], batch)
-	fetchErr := make(chan error, 1)
+	rd := &reading[T]{pages: make(chan kiotviet.Page[T], max(queue, 1)), read: make(chan struct{}),
+		gone: make(chan struct{}), cancel: cancel}
 	go func() {
-		defer close(pages)
-		defer p.Close()
-		for p.Next(ctx) {
-			select {
-			case pages <- p.Page():
-			case <-ctx.Done():
-				fetchErr <- ctx.Err()
-				return
+		defer close(rd.gone)
+		defer close(rd.pages)
+		readAll := sync.OnceFunc(func() { close(rd.read) })
+		rd.err = func() error {
+			defer p.Close()
+			if after != nil {
+				select {
+				case <-after:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
-		}
-		fetchErr <- p.Err()
+			for p.Next(ctx) {
+				if p.Done() {
+					readAll() // the last page is in hand, before it waits for room in the queue
+				}
+				select {
+				case rd.pages <- p.Page():
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			if p.Err() == nil {
+				readAll()
+			}
+			return p.Err()
+		}()
 	}()
-	fail := func(err error) error {
-		cancel()
-		for range pages { // let the fetcher finish
-		}
-		return err
+	return rd
+}
+
+// stop abandons the reading: its requests are cancelled and its pages dropped; it returns once the
+// reading goroutine has ended.
+func (rd *reading[T]) stop() {
+	rd.cancel()
+	for range rd.pages {
 	}
+	<-rd.gone
+}
+
+// writePages writes a reading's pages in calls of up to batch pages (see writeBatches) and returns the
+// first error, of the listing or of a write (which stops the reading).
+func writePages[T any](ctx context.Context, rd *reading[T], batch int, apply func(context.Context, []kiotviet.Page[T]) error) error {
+	defer rd.cancel()
+	batch = max(batch, 1)
 	var next *kiotviet.Page[T] // a page taken from the queue that starts the next call
 	for {
 		var pgs []kiotviet.Page[T]
-		pgs, next = takeBatch(pages, next, batch)
+		pgs, next = takeBatch(rd.pages, next, batch)
 		if len(pgs) == 0 {
 			break
 		}
 		if err := apply(ctx, pgs); err != nil {
-			return fail(err)
+			rd.stop()
+			return err
 		}
 	}
-	return <-fetchErr
+	<-rd.gone
+	return rd.err
 }
 
 // takeBatch is the next call's pages: next (a page held back from the last call) or the next page to
@@ -473,11 +529,13 @@ func ProductIncludes(o kiotviet.ListOptions) kiotviet.ListOptions {
 	return o
 }
 
+// listProducts is the products stream's listing: /products with every include.
+func (r *run) listProducts(o kiotviet.ListOptions) *kiotviet.Pager[kiotviet.Product] {
+	return r.client.Products(ProductIncludes(o))
+}
+
 func (r *run) products(ctx context.Context, st *StreamStats) error {
-	return pagedStream(ctx, r, string(vocab.StreamProducts), st, r.e.cfg.Store.ApplyProducts,
-		func(o kiotviet.ListOptions) *kiotviet.Pager[kiotviet.Product] {
-			return r.client.Products(ProductIncludes(o))
-		},
+	return pagedStream(ctx, r, string(vocab.StreamProducts), st, r.e.cfg.Store.ApplyProducts, r.listProducts,
 		func(items []kiotviet.Product) (any, []time.Time) {
 			rows := make([]productRow, len(items))
 			dates := make([]time.Time, len(items))
@@ -486,6 +544,60 @@ func (r *run) products(ctx context.Context, st *StreamStats) error {
 			}
 			return rows, dates
 		})
+}
+
+// pass is a cursor-driven stream's pass once planned and started: its mode, the moment it started (a
+// row modified from then on was modified while it paged), its main listing being read, and a full
+// pass's catch-up listing.
+type pass[T any] struct {
+	full          bool
+	from          time.Time
+	started       time.Time
+	main, catchUp *reading[T]
+}
+
+// openPass plans the stream's pass and starts reading its main listing.
+func openPass[T any](ctx context.Context, r *run, stream string, list func(kiotviet.ListOptions) *kiotviet.Pager[T]) (*pass[T], error) {
+	full, from, err := r.plan(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	ps := &pass[T]{full: full, from: from, started: r.e.cfg.Now()}
+	ps.main = startReading(ctx, list(r.listOptions(full, from)), r.e.cfg.WriteBatchPages, nil)
+	return ps, nil
+}
+
+// stop abandons whatever the pass still reads (nothing, once its pages are written).
+func (ps *pass[T]) stop() {
+	ps.main.stop()
+	if ps.catchUp != nil {
+		ps.catchUp.stop()
+	}
+}
+
+// prefetch plans the products stream and starts reading its pages while the stream before it
+// (categories) runs, so that a run does not wait for one stream's last request and write before the
+// next one's first request: with 100 ms per request, the categories' two reads and their write. The
+// pages wait in the pass's queue (a few pages) until the products stream's turn; what changed in the
+// meantime is the pass's own catch-up's, as for any pass. A prefetch that cannot plan does nothing: the
+// stream plans again in its turn and reports the error then.
+func (r *run) prefetch(ctx context.Context, next vocab.Stream) {
+	if next != vocab.StreamProducts || r.ahead != nil {
+		return
+	}
+	ps, err := openPass(ctx, r, string(next), r.listProducts)
+	if err != nil {
+		return
+	}
+	r.ahead, r.aheadStream = ps, string(next)
+}
+
+// dropPrefetched abandons a prefetched pass whose stream never ran (the run stopped before it).
+func (r *run) dropPrefetched() {
+	if r.ahead != nil {
+		r.ahead.stop()
+		r.ahead, r.aheadStream = nil, ""
+	}
 }
 
 // pagedStream runs one cursor-driven stream (categories, products): a full pass or an incremental one
@@ -501,12 +613,18 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 	applyPage func(context.Context, store.Page) (store.Applied, error),
 	list func(kiotviet.ListOptions) *kiotviet.Pager[T],
 	shape func([]T) (rows any, dates []time.Time)) error {
-	full, from, err := r.plan(ctx, stream)
-	if err != nil {
-		return err
+	ps, ok := r.ahead.(*pass[T])
+	if ok && r.aheadStream == stream {
+		r.ahead, r.aheadStream = nil, "" // planned and started while the stream before it ran
+	} else {
+		var err error
+		if ps, err = openPass(ctx, r, stream, list); err != nil {
+			return err
+		}
 	}
+	defer ps.stop()
+	full, from, started := ps.full, ps.from, ps.started
 	st.Mode = mode(full)
-	started := r.e.cfg.Now()
 	cur := cursorTracker{overlap: r.e.cfg.Overlap, frozen: !r.req.DateFrom.IsZero() && !full}
 	total, read, disturbed := 0, 0, false
 	// apply writes consecutive pages in one call (one transaction): their rows in page order, the removed
@@ -550,7 +668,14 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 		return nil
 	}
 	batch := r.e.cfg.WriteBatchPages
-	if err := writeBatches(ctx, list(r.listOptions(full, from)), batch, apply); err != nil {
+	if full {
+		// What changed while the pass paged, read as part of the pass (its ids count as seen). Its reading
+		// starts once the pass's last page is read, while the writer may still be busy with the pass: a
+		// shift while paging is made by a change before that moment, which it reads; a change after it is
+		// the next run's, as it would be for a catch-up read a moment later.
+		ps.catchUp = startReading(ctx, list(r.listOptions(false, started.Add(-r.e.cfg.Overlap))), batch, ps.main.read)
+	}
+	if err := writePages(ctx, ps.main, batch, apply); err != nil {
 		return err
 	}
 	if !full {
@@ -562,8 +687,7 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 		}
 	} else {
 		mainTotal, mainRead := total, read
-		// what changed while the pass paged, read as part of the pass (its ids count as seen)
-		if err := writeBatches(ctx, list(r.listOptions(false, started.Add(-r.e.cfg.Overlap))), batch, apply); err != nil {
+		if err := writePages(ctx, ps.catchUp, batch, apply); err != nil {
 			return err
 		}
 		swept := false

@@ -439,3 +439,34 @@ func TestHeartbeatPublishesProgressWithTotal(t *testing.T) {
 	assert.Less(t, p.Done, 600, "caught mid-run")
 	assert.Greater(t, p.Records, p.Done, "records count the categories stream too")
 }
+
+// A run's products start while its categories are read: the first /products request arrives while the
+// categories listing is still being answered, and each stream counts its own endpoint's calls.
+func TestProductsAreReadWhileCategoriesRun(t *testing.T) {
+	b := setup(t, 250)
+	productsAsked := make(chan struct{})
+	var once sync.Once
+	var held atomic.Bool
+	hook := func(r *http.Request) {
+		switch r.URL.Path {
+		case "/products":
+			once.Do(func() { close(productsAsked) })
+		case "/categories":
+			select { // hold the categories until the products are asked for (or give up)
+			case <-productsAsked:
+				held.Store(true)
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}
+	b.onFetch.Store(&hook)
+	b.fake.ResetCounts()
+	res := b.sync(t, "products_full", true)
+	require.Equal(t, vocab.Success, res.Status, res.Error)
+	assert.True(t, held.Load(), "the products were asked for while the categories were being read")
+	counts := b.fake.Counts()
+	assert.Equal(t, counts["/categories"], res.Streams["categories"].APICalls, "categories calls")
+	assert.Equal(t, counts["/products"], res.Streams["products"].APICalls, "products calls")
+	assert.Equal(t, res.APICalls, res.Streams["categories"].APICalls+res.Streams["products"].APICalls)
+	b.equal(t, false)
+}
