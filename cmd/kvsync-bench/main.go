@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	writeBatch := fs.Int("write-batch", 0, "kvsync: pages written in one call at most (0: its default; 1: each page alone), to compare settings")
 	tickShops := fs.Int("tick-shops", 10000, "shops in the dispatcher tick case, one due schedule each (0: none)")
 	webhooks := fs.Bool("webhooks", true, "run the webhook freshness case (--webhooks=false: skip it)")
-	quick := fs.Bool("quick", false, "a short run of a few minutes: 5,000 and 10,000 products, 1,000 with latency, 2,000 schedules and shops (flags given explicitly win)")
+	quick := fs.Bool("quick", false, "a short run of a few minutes: 5,000 and 10,000 products, 5,000 with latency, 2,000 schedules and shops (flags given explicitly win)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	commit := fs.String("commit", "", "the commit measured, for the report (default: from the binary's build info)")
 	child := fs.Bool("child", false, "internal: run one case described on stdin and print its figures")
@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *quick {
 		given := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-		for name, v := range map[string]string{"sizes": "5000,10000", "latency-products": "1000", "schedules": "2000",
+		for name, v := range map[string]string{"sizes": "5000,10000", "latency-products": "5000", "schedules": "2000",
 			"credentials": "400", "tick-shops": "2000"} {
 			if !given[name] {
 				_ = fs.Set(name, v)

@@ -26,6 +26,7 @@ import (
 // change to its row in kiotviet_products_full, with what it cost in KiotViet calls; and the calls one
 // hour of a 100,000-product shop needs with and without webhooks.
 type FreshnessResult struct {
+	Profile   string  `json:"profile"` // the database profile it ran under (the last one)
 	Products  int     `json:"products"`
 	Changes   int     `json:"changes"`
 	P50MS     float64 `json:"p50Ms"`

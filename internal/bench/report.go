@@ -145,6 +145,19 @@ func printTable(w io.Writer, rep *Report) {
 		}
 		rows = append(rows, r)
 	}
+	if f := rep.Freshness; f != nil {
+		// the webhook case in the same table: the wall time is a change's, from the shop to its row
+		r := []string{"webhooks: one change → its row in kiotviet_products_full, p50 (p95)", thousands(f.Products),
+			fmt.Sprint(f.Changes), thousands(int(f.APICalls)), "0", thousands(f.Changes), "—"}
+		for _, p := range rep.Profiles {
+			if p != f.Profile {
+				r = append(r, "—", "—", "—", "—")
+				continue
+			}
+			r = append(r, fmt.Sprintf("%s (%s)", seconds(f.P50MS), seconds(f.P95MS)), "—", "—", "—")
+		}
+		rows = append(rows, r)
+	}
 	width := make([]int, len(rows[0]))
 	for _, r := range rows {
 		for i, cell := range r {
@@ -240,9 +253,14 @@ func thousands(n int) string {
 	return b.String()
 }
 
+// slowerMargin is how much slower than the earlier system kvsync's zero-latency full sync may measure
+// before "no slower" fails: the one bar whose ratio sits near its limit, where two medians of 3 on a
+// shared machine differ by up to ~10% with no change of code.
+const slowerMargin = 0.10
+
 // checks turns the cases into DESIGN.md §8's bars and the targets, per database profile. The
-// bars have room for a noisy machine (medians, and a margin where a ratio is close); a target is the
-// goal itself.
+// bars have room for a noisy machine (medians, and a margin where a ratio is close: slowerMargin; the
+// others sit far from their limits); a target is the goal itself, without margin.
 func checks(cfg Config, rep *Report) []Check {
 	var out []Check
 	add := func(target bool, bar string, ok bool, format string, args ...any) {
@@ -294,8 +312,9 @@ func checks(cfg Config, rep *Report) []Check {
 		}
 		if !latency && kvFull != nil && blFull != nil {
 			r := kvFull.WallMS / blFull.WallMS
-			add(false, "at zero latency, a full sync is no slower than the earlier system", r <= 1.0,
-				"%s: %s vs %s → %.2f× (%s products/s)", name, seconds(kvFull.WallMS), seconds(blFull.WallMS), r, thousands(int(math.Round(kvFull.ProductsPerS))))
+			add(false, "at zero latency, a full sync is no slower than the earlier system", r <= 1+slowerMargin,
+				"%s: %s vs %s → %.2f× (%s products/s; fails above %.2f×)", name, seconds(kvFull.WallMS), seconds(blFull.WallMS), r,
+				thousands(int(math.Round(kvFull.ProductsPerS))), 1+slowerMargin)
 			add(true, "at zero latency, a full sync takes ≤ 0.7× the earlier system's", r <= 0.7, "%s: %.2f×", name, r)
 		}
 		if kvInc != nil && blInc != nil {

@@ -62,6 +62,8 @@ func TestTargetsDoNotFailTheRun(t *testing.T) {
 	assert.True(t, target.Target)
 	assert.False(t, barsMissed(got))
 
-	rep.Cases[2].WallMS = 1100 // slower than the earlier system: the bar fails
+	rep.Cases[2].WallMS = 1050 // slower, within the margin for a noisy machine: the bar holds
+	assert.False(t, barsMissed(checks(Config{Sizes: []int{1000}}, rep)))
+	rep.Cases[2].WallMS = 1150 // slower than the earlier system beyond the margin: the bar fails
 	assert.True(t, barsMissed(checks(Config{Sizes: []int{1000}}, rep)))
 }
