@@ -265,11 +265,10 @@ type sample struct {
 
 // runGroup measures one catalogue under one database profile: the API floor (under the first profile
 // only: it reads no database), the baseline's and kvsync's full syncs, each into empty tables and taking
-// turns; then
-// cfg.Runs times 1% changed and 0.5% deleted, kvsync's incremental run and its re-sync with nothing
-// changed; then the baseline's scheduled run on the same data (and its unchanged re-sync when asked).
-// The baseline's scheduled run and re-sync read the whole catalogue like its full sync and are timed
-// once: their bar is a ratio under 0.2× that kvsync meets by two orders of magnitude.
+// turns; then cfg.Runs times 1% changed and 0.5% deleted, kvsync's incremental run and its re-sync with
+// nothing changed; then, under the first profile, the baseline's scheduled run on the same data (and its
+// unchanged re-sync when asked), timed once: they read the whole catalogue like its full sync, and their
+// bar is a ratio under 0.2× that kvsync meets by two orders of magnitude.
 func runGroup(ctx context.Context, cfg Config, pool *pgxpool.Pool, g groupSpec, profile string, floor **Case) ([]Case, error) {
 	group := fmt.Sprintf("%s products × %d branches", thousands(g.products), cfg.Branches)
 	if g.latency > 0 {
@@ -322,8 +321,7 @@ func runGroup(ctx context.Context, cfg Config, pool *pgxpool.Pool, g groupSpec, 
 		}
 		s.runs = append(s.runs, sample{f: f, calls: calls, tooMany: fake.TooManyRequests(), products: products})
 		fmt.Fprintf(cfg.Log, "bench:   %s, %d API calls, %d rows written, %.0f MB peak RSS\n", seconds(ms(f.Wall())), calls, f.Rows, float64(f.PeakRSSKB)/1024)
-		_, err = pool.Exec(ctx, "analyze public.kiotviet_products_full, public.kiotviet_products, public.kiotviet_inventory")
-		return err
+		return nil
 	}
 	repeat := func(s *series, n int, before func() error) error {
 		for range n {
@@ -372,6 +370,12 @@ func runGroup(ctx context.Context, cfg Config, pool *pgxpool.Pool, g groupSpec, 
 			return nil, err
 		}
 	}
+	// The incremental runs start from kvsync's last full sync, with the planner's statistics of a table
+	// that holds the catalogue, as autovacuum would have them; 1% changed a run does not move them. (A
+	// full sync starts from truncated tables, which the planner sees as empty.)
+	if _, err := pool.Exec(ctx, "analyze public.kiotviet_products_full, public.kiotviet_products, public.kiotviet_inventory"); err != nil {
+		return nil, err
+	}
 	k, d := int(math.Round(float64(g.products)*cfg.ChangeShare)), int(math.Round(float64(g.products)*cfg.DeleteShare))
 	kvInc := &series{system: KindKvsync, scenario: "incremental", name: fmt.Sprintf("kvsync: incremental (%s changed, %s deleted)", thousands(k), thousands(d)), changed: k, deleted: d}
 	kvNone := &series{system: KindKvsync, scenario: "unchanged", name: "kvsync: re-sync, nothing changed"}
@@ -387,17 +391,23 @@ func runGroup(ctx context.Context, cfg Config, pool *pgxpool.Pool, g groupSpec, 
 			return nil, err
 		}
 	}
-	blInc := &series{system: KindBaseline, scenario: "incremental", name: "earlier system: scheduled run (same changes)", changed: k, deleted: d}
-	if err := once(blInc); err != nil {
-		return nil, err
-	}
-	all = append(all, blFull, kvFull, kvInc, kvNone, blInc)
-	if g.unchangedBaseline {
-		blNone := &series{system: KindBaseline, scenario: "unchanged", name: "earlier system: re-sync, nothing changed"}
-		if err := once(blNone); err != nil {
+	all = append(all, blFull, kvFull, kvInc, kvNone)
+	// The earlier system's scheduled run and re-sync read the whole catalogue again, like its full sync:
+	// their bar (≤ 0.2×, met at ~0.01–0.05×) is checked under the first profile only, which saves two
+	// full pulls (~90 s at 100,000 products) under the others.
+	if profile == cfg.Profiles[0] {
+		blInc := &series{system: KindBaseline, scenario: "incremental", name: "earlier system: scheduled run (same changes)", changed: k, deleted: d}
+		if err := once(blInc); err != nil {
 			return nil, err
 		}
-		all = append(all, blNone)
+		all = append(all, blInc)
+		if g.unchangedBaseline {
+			blNone := &series{system: KindBaseline, scenario: "unchanged", name: "earlier system: re-sync, nothing changed"}
+			if err := once(blNone); err != nil {
+				return nil, err
+			}
+			all = append(all, blNone)
+		}
 	}
 	fl := **floor
 	fl.Profile = profile
