@@ -180,18 +180,17 @@ func shape(raw json.RawMessage, keys []erpKey) []json.RawMessage {
 		b.Grow(64 * (len(obj) + len(keys)))
 		b.WriteByte('{')
 		sep := false
-		field := func(k []byte, v json.RawMessage) {
+		field := func(k string, v json.RawMessage) {
 			if sep {
 				b.WriteByte(',')
 			}
 			sep = true
-			b.Write(k)
+			writeKey(&b, k)
 			b.WriteByte(':')
 			b.Write(v)
 		}
 		for k, v := range obj {
-			q, _ := json.Marshal(k)
-			field(q, v)
+			field(k, v)
 		}
 		for _, k := range keys {
 			if _, ok := obj[k.name]; ok {
@@ -201,12 +200,27 @@ func shape(raw json.RawMessage, keys []erpKey) []json.RawMessage {
 			if k.date {
 				v = isoDate(v)
 			}
-			field([]byte(`"`+k.name+`"`), v)
+			field(k.name, v)
 		}
 		b.WriteByte('}')
 		out = append(out, b.Bytes())
 	}
 	return out
+}
+
+// writeKey writes k as a JSON string: as it is between quotes when it needs no escaping (KiotViet's
+// keys are plain ASCII names), else through encoding/json.
+func writeKey(b *bytes.Buffer, k string) {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(k)
+			b.Write(q)
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(k)
+	b.WriteByte('"')
 }
 
 var jsonNull = json.RawMessage("null")
