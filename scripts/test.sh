@@ -34,10 +34,13 @@ start_cluster() {
   $was_up || started+=("$1 $2")
 }
 
+own_test_db=false
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   pick_port test_port "$base"
-  start_cluster "${KVSYNC_TEST_DB_PORT:-$test_port}" .local/pg-test
+  test_port=${KVSYNC_TEST_DB_PORT:-$test_port}
+  start_cluster "$test_port" .local/pg-test
   TEST_DATABASE_URL=$url
+  own_test_db=true
 fi
 export TEST_DATABASE_URL
 # The adoption test starts (and deletes) a throwaway cluster of its own on this port.
@@ -47,6 +50,11 @@ export KVSYNC_ADOPT_DB_PORT=${KVSYNC_ADOPT_DB_PORT:-$adopt_port}
 pick_port outage_port $((base + 2))
 export KVSYNC_OUTAGE_DB_PORT=${KVSYNC_OUTAGE_DB_PORT:-$outage_port}
 go run ./cmd/kvsync migrate --db-url "$TEST_DATABASE_URL" >/dev/null
+# The template every committing test clones a database of its own from (internal/testdb.DB), remade from
+# the migrated database so it is never behind; a TEST_DATABASE_URL given by hand must have one already.
+if $own_test_db; then
+  KVSYNC_DB_PORT=$test_port KVSYNC_DB_DIR=.local/pg-test scripts/db.sh template >/dev/null
+fi
 
 echo "== go test"
 go test -count=1 ${GOTEST_FLAGS:-} ./...

@@ -23,8 +23,9 @@ func TestConcurrentClaimsNeverReturnTheSameSchedule(t *testing.T) {
 		limit       = 10
 	)
 	syncTypes := []string{"categories", "products", "inventory", "products_full", "attributes"}
+	t.Parallel()
 	ctx := context.Background()
-	pool := testdb.Exclusive(t)
+	pool := testdb.DB(t)
 
 	_, err := pool.Exec(ctx, `insert into public.kiotviet_credentials (retailer_name, client_id, encrypted_token)
 		select 'shop' || g, 'client' || g, 'ciphertext' from generate_series(1, $1::int) g`, credentials)
@@ -53,7 +54,10 @@ func TestConcurrentClaimsNeverReturnTheSameSchedule(t *testing.T) {
 		recordE = func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }
 	)
 	for i := range conns {
-		conns[i] = testdb.Conn(t) // opened here: Conn may call t.Fatalf, which only the test goroutine may do
+		c, err := pgx.Connect(ctx, pool.Config().ConnString()) // opened here: require may stop the test, which only its goroutine may do
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close(context.Background()) })
+		conns[i] = c
 	}
 	for i, conn := range conns {
 		wg.Add(1)

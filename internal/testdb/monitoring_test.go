@@ -16,6 +16,7 @@ import (
 // The DBA queries in sql/monitoring run on the current schema, and failing_schedules.sql shows a schedule
 // that only its manual runs failed, with the reason and the schedule's zone.
 func TestMonitoringQueries(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	tx := testdb.Tx(t)
 	root, err := testdb.RepoRoot()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -18,6 +19,7 @@ import (
 )
 
 func TestMigrationsAreRecordedAndApplyOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	conn := testdb.Conn(t)
 	ms, err := migrate.Load(supabase.Migrations)
@@ -34,6 +36,16 @@ func TestMigrationsAreRecordedAndApplyOnce(t *testing.T) {
 		require.NoError(t, err, "migration %s not recorded as the Supabase CLI records it", m.Version)
 		assert.Equal(t, m.Name, name)
 	}
+}
+
+// ownConn is one connection to a database of the test's own (testdb.DB): the pg_net stand-in's requests
+// and responses committed there are the test's alone.
+func ownConn(t *testing.T) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), testdb.DB(t).Config().ConnString())
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
 
 type seen struct {
@@ -56,12 +68,10 @@ func listener(t *testing.T) (*httptest.Server, chan seen) {
 }
 
 func TestNetHTTPPostSendsOnCommitOnly(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	srv, got := listener(t)
-	// Exclusive: every committing test empties net's queue and responses first (testdb.Exclusive), which
-	// would take this test's response row from under it.
-	testdb.Exclusive(t)
-	conn := testdb.Conn(t)
+	conn := ownConn(t)
 	post := `select net.http_post(url := $1, body := $2::jsonb,
 		headers := jsonb_build_object('Content-Type', 'application/json', 'Authorization', 'Bearer s3cret', 'X-Test', $3::text),
 		timeout_milliseconds := 3000)`
@@ -102,12 +112,10 @@ func TestNetHTTPPostSendsOnCommitOnly(t *testing.T) {
 }
 
 func TestNetHTTPPostAsyncByDefault(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	srv, got := listener(t)
-	// Exclusive: every committing test empties net's queue and responses first (testdb.Exclusive), which
-	// would take this test's response row from under it.
-	testdb.Exclusive(t)
-	conn := testdb.Conn(t)
+	conn := ownConn(t)
 	var id int64
 	require.NoError(t, conn.QueryRow(ctx, `select net.http_post($1, '{"async": true}'::jsonb)`, srv.URL+"/async").Scan(&id))
 	select {
@@ -120,6 +128,7 @@ func TestNetHTTPPostAsyncByDefault(t *testing.T) {
 }
 
 func TestAuthStandInDrivesRLSLikeSupabase(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	tx := testdb.Tx(t)
 	_, err := tx.Exec(ctx, "set local role authenticated")
