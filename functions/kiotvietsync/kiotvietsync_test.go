@@ -14,6 +14,7 @@ import (
 	"github.com/kvsync/kvsync/internal/vocab"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -36,6 +37,7 @@ const (
 )
 
 type env struct {
+	db      *pgxpool.Pool // the test's own database
 	srv     *httptest.Server
 	fake    *kiotvietfake.Server
 	store   *store.Store
@@ -47,9 +49,9 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	db := testdb.Exclusive(t)
+	db := testdb.DB(t)
 	s := synctest.NewStack(t, db, synctest.StackOptions{Fake: kiotvietfake.Options{Products: 120, Branches: 2, Seed: 3, RateLimitPerHour: -1}})
-	e := &env{store: s.Store, fake: s.Fake, fakeURL: s.FakeURL, keys: s.Keys, kvcfg: s.KiotViet, credID: s.CredID}
+	e := &env{db: db, store: s.Store, fake: s.Fake, fakeURL: s.FakeURL, keys: s.Keys, kvcfg: s.KiotViet, credID: s.CredID}
 	engine := s.Engine
 	authn, err := auth.New(auth.Config{CronSecret: cronSecret, ServiceKeys: []string{serviceKey}, JWTSecret: jwtSecret})
 	require.NoError(t, err)
@@ -112,6 +114,7 @@ func (e *env) post(t *testing.T, path, bearer string, body any) (int, map[string
 const syncPath = "/functions/v1/kiotviet-sync"
 
 func TestSyncCallers(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	body := map[string]any{"credentialId": e.credID, "syncType": "categories", "options": map[string]any{"pageSize": 100}}
 	anonKey := token(t, jwt.MapClaims{"role": "anon", "iss": "supabase-demo"}, jwt.SigningMethodHS256, []byte(jwtSecret))
@@ -156,6 +159,7 @@ func TestSyncCallers(t *testing.T) {
 }
 
 func TestSyncReplyIsFinalAndLogged(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	status, out := e.post(t, syncPath, serviceKey, map[string]any{"credentialId": e.credID, "syncType": "products_full"})
 	require.Equal(t, http.StatusOK, status, out)
@@ -167,6 +171,7 @@ func TestSyncReplyIsFinalAndLogged(t *testing.T) {
 }
 
 func TestSyncBadBodies(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	for _, tc := range []struct {
 		name   string
@@ -198,6 +203,7 @@ func TestSyncBadBodies(t *testing.T) {
 }
 
 func TestSyncConflictWhileSyncing(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
 	runID, err := e.store.StartRun(ctx, e.credID, "all", "manual", "elsewhere", time.Minute, nil)
@@ -210,6 +216,7 @@ func TestSyncConflictWhileSyncing(t *testing.T) {
 }
 
 func TestCORSAndMethod(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	req, _ := http.NewRequest(http.MethodOptions, e.srv.URL+syncPath, nil)
 	req.Header.Set("Origin", "https://erp.example.vn")
@@ -233,13 +240,13 @@ func TestCORSAndMethod(t *testing.T) {
 }
 
 func TestSaveTokenChecksLiveAndMovesSchedules(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
 	creds := e.fake.Credentials()
 	admin := userJWT(t, "admin")
 	// The signed-in admin exists in auth.users, as on Supabase (credentials reference it).
-	db := testdb.Pool(t)
-	_, err := db.Exec(ctx, `insert into auth.users (id, email) values ('8b1d2c9e-7d51-4d3e-9d8e-1f2a3b4c5d6e', 'admin@shop.vn')
+	_, err := e.db.Exec(ctx, `insert into auth.users (id, email) values ('8b1d2c9e-7d51-4d3e-9d8e-1f2a3b4c5d6e', 'admin@shop.vn')
 		on conflict (id) do nothing`)
 	require.NoError(t, err)
 
@@ -298,6 +305,7 @@ func TestSaveTokenChecksLiveAndMovesSchedules(t *testing.T) {
 
 // A claimed run is carried out only as claimed: a runId with another type (or credential) is refused.
 func TestSyncRunIDMustMatchTheClaim(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
 	runID, err := e.store.StartRun(ctx, e.credID, "attributes", "cron", "dispatcher", time.Minute, nil)
@@ -316,6 +324,7 @@ func TestSyncRunIDMustMatchTheClaim(t *testing.T) {
 // headers), a service-role JWT and an sb_secret_ key are refused with 403 and a reason, and the existing
 // credential and its schedules stay as they were.
 func TestSaveTokenRefusesCronAndServiceKeys(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
 	creds := e.fake.Credentials()

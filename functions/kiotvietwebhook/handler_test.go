@@ -13,8 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
@@ -39,13 +39,14 @@ type env struct {
 	stored   int
 }
 
-var seq = time.Now().UnixNano()
+// seq gives each endpoint a retailer id of its own; tests run in parallel.
+var seq atomic.Int64
 
-// setup stores a credential with a webhook endpoint. The tests commit events, so they take the tables
-// to themselves (testdb.Exclusive): a webhook applier running in another package's test never sees them.
+// setup stores a credential with a webhook endpoint. The tests commit events, so each takes a database
+// of its own (testdb.DB): a webhook applier running in another test never sees them.
 func setup(t *testing.T) *env {
 	t.Helper()
-	return endpoint(t, testdb.Exclusive(t))
+	return endpoint(t, testdb.DB(t))
 }
 
 // endpoint stores another credential with a webhook endpoint (a retailer id of its own) on db.
@@ -56,9 +57,8 @@ func endpoint(t *testing.T, db *pgxpool.Pool) *env {
 	require.NoError(t, err)
 	e := &env{db: db, keys: k}
 	e.st = store.New(store.PG{Pool: e.db})
-	seq++
-	e.retailer = seq % 1_000_000_000_000
-	e.cred, err = synctest.SaveCredential(ctx, e.st, k, kiotviet.Credentials{Retailer: fmt.Sprintf("hooktest%d", seq), ClientID: "c", ClientSecret: "s"})
+	e.retailer = seq.Add(1)
+	e.cred, err = synctest.SaveCredential(ctx, e.st, k, kiotviet.Credentials{Retailer: fmt.Sprintf("hooktest%d", e.retailer), ClientID: "c", ClientSecret: "s"})
 	require.NoError(t, err)
 	s, err := webhook.NewSecret()
 	require.NoError(t, err)
@@ -101,6 +101,7 @@ func (e *env) events(t *testing.T) int {
 }
 
 func TestSignedEventIsStoredOnceAndAcknowledged(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	b := e.body(t, "real_webhook_product_update_500400541.json", e.retailer)
 	code, out := e.post(t, "", b, webhook.Sign(e.secret, b))
@@ -128,6 +129,7 @@ func TestSignedEventIsStoredOnceAndAcknowledged(t *testing.T) {
 }
 
 func TestBareDeleteNeedsTheURLsCredentialAndEvent(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	b := e.body(t, "doc_webhook_product_delete.json", e.retailer)
 	sig := webhook.Sign(e.secret, b)
@@ -146,6 +148,7 @@ func TestBareDeleteNeedsTheURLsCredentialAndEvent(t *testing.T) {
 }
 
 func TestRefusedDeliveriesStoreNothing(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	good := e.body(t, "real_webhook_stock_update_925719.json", e.retailer)
 	otherRetailer := e.body(t, "real_webhook_stock_update_925719.json", 7) // no endpoint has retailer 7
@@ -189,6 +192,7 @@ func TestRefusedDeliveriesStoreNothing(t *testing.T) {
 }
 
 func TestInactiveCredentialReceivesNothing(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ok, err := e.st.DeactivateCredential(context.Background(), e.cred)
 	require.NoError(t, err)

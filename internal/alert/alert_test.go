@@ -50,6 +50,7 @@ func (c *channels) counts(t *testing.T) (hook, mail, tg int) {
 // which shop, what failed in plain words, since when, how many tries, what to do; in Vietnamese by
 // default; email with a plain-text part; no secret, token or raw error anywhere.
 func TestFailingRepeatedRecoveredOneMessageEach(t *testing.T) {
+	t.Parallel()
 	s := newShop(t)
 	ch := allChannels(t)
 	n := &alert.Notifier{Store: s.store, Channels: ch.list()}
@@ -114,6 +115,7 @@ func TestFailingRepeatedRecoveredOneMessageEach(t *testing.T) {
 
 // KIOTVIET_ALERT_FAILURES=3: the first two failures say nothing, the third alerts, in English when asked.
 func TestFailingAfterNFailuresInEnglish(t *testing.T) {
+	t.Parallel()
 	s := newShop(t)
 	hookSrv, hook := fakeWebhook(t)
 	n := &alert.Notifier{Store: s.store, Lang: "en", Channels: []alert.Channel{&alert.Webhook{URL: hookSrv.URL}},
@@ -138,6 +140,7 @@ func TestFailingAfterNFailuresInEnglish(t *testing.T) {
 // Three replicas (three dispatchers, three notifiers with their own channel values) see the same failure
 // and scan at the same moment: one message per channel. The same for the recovery.
 func TestThreeReplicasOneMessage(t *testing.T) {
+	t.Parallel()
 	s := newShop(t)
 	ch := allChannels(t)
 	var reps []*replica
@@ -173,6 +176,7 @@ func TestThreeReplicasOneMessage(t *testing.T) {
 
 // Serving replicas deliver in the background when a run kicks them: no Flush by the caller.
 func TestServingReplicasDeliverInBackground(t *testing.T) {
+	t.Parallel()
 	s := newShop(t)
 	hookSrv, hook := fakeWebhook(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -203,6 +207,7 @@ func TestServingReplicasDeliverInBackground(t *testing.T) {
 // the delivery fails by its own timeout, is kept for retry with the error (no password in it), and
 // kiotviet_alert_problems (what `kvsync doctor` shows) reports it.
 func TestSMTPDownDelaysNothing(t *testing.T) {
+	t.Parallel()
 	s := newShop(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -270,6 +275,7 @@ func TestSMTPDownDelaysNothing(t *testing.T) {
 // `kvsync alerts test` (Notifier.Test): every channel gets a test message; a broken one says why, with
 // no secret in the reason.
 func TestTestMessageSaysWhichChannelFailed(t *testing.T) {
+	t.Parallel()
 	s := newShop(t)
 	ch := allChannels(t)
 	tgSrv, tg := fakeTelegram(t, botToken, "-1001234")
@@ -301,6 +307,7 @@ func TestTestMessageSaysWhichChannelFailed(t *testing.T) {
 // A credential KiotViet refuses for good pauses its schedules (the engine's rule): one "paused" message per
 // channel, nothing more while it stays paused, and one when it is resumed.
 func TestPausedOneMessageEach(t *testing.T) {
+	t.Parallel()
 	s := newShopWithSecret(t, "a-secret-kiotviet-refuses-0123")
 	ch := allChannels(t)
 	n := &alert.Notifier{Store: s.store, Channels: ch.list()}

@@ -242,7 +242,7 @@ func newShop(t *testing.T) *shop { return newShopWithSecret(t, "") }
 // right one), so KiotViet refuses it.
 func newShopWithSecret(t *testing.T, clientSecret string) *shop {
 	t.Helper()
-	s := &shop{db: testdb.Exclusive(t)}
+	s := &shop{db: testdb.DB(t)}
 	s.store = store.New(store.PG{Pool: s.db})
 	s.fake = kiotvietfake.New(kiotvietfake.Options{Products: 20, Branches: 1, Categories: 5, Seed: 16, RateLimitPerHour: -1})
 	fsrv := httptest.NewServer(s.fake.Handler())

@@ -11,6 +11,7 @@ import (
 )
 
 func TestRenderSaysWhatToDoWithoutTheRawError(t *testing.T) {
+	t.Parallel()
 	since := time.Date(2026, 12, 1, 1, 30, 0, 0, time.UTC)
 	raw := "products: kiotviet: POST https://id.kiotviet.vn/connect/token?client_secret=abc: status 401 (invalid_client)\ngoroutine 1 [running]:"
 	ev := Event{Kind: KindFailing, Details: Details{RetailerName: "shop1", SyncType: "products_full", Error: raw,
@@ -34,6 +35,7 @@ func TestRenderSaysWhatToDoWithoutTheRawError(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	for errText, want := range map[string]cause{
 		"kiotviet: GET /products: status 429":                        causeRateLimit,
 		"kiotviet: GET /products: status 503":                        causeUnavailable,
@@ -49,6 +51,7 @@ func TestClassify(t *testing.T) {
 // A channel whose server cannot be reached fails with an error that names the host, never the token
 // or the webhook path; the redactor catches what a library might still quote.
 func TestChannelErrorsCarryNoSecret(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()

@@ -42,7 +42,14 @@ type bundle struct {
 
 func setup(t *testing.T, products int) *bundle {
 	t.Helper()
-	b := &bundle{db: testdb.Exclusive(t), done: make(chan dispatch.RunResult, 1000)}
+	return setupOn(t, testdb.DB(t), products)
+}
+
+// setupOn builds the bundle on db: a database of the test's own (setup), or the shared one, the only
+// one pg_cron's scheduler runs jobs in (TestRealPgCronTick).
+func setupOn(t *testing.T, db *pgxpool.Pool, products int) *bundle {
+	t.Helper()
+	b := &bundle{db: db, done: make(chan dispatch.RunResult, 1000)}
 	s := synctest.NewStack(t, b.db, synctest.StackOptions{MaxAttempts: 2, NoBackoff: true,
 		Fake: kiotvietfake.Options{Products: products, Branches: 2, Seed: 11, RateLimitPerHour: -1, OtherRetailers: otherShops}})
 	b.fake, b.keys, b.store, b.engine, b.credID = s.Fake, s.Keys, s.Store, s.Engine, s.CredID
@@ -109,6 +116,7 @@ func setVault(t *testing.T, db *pgxpool.Pool, name, value string) {
 // The scheduled path end to end: the cron job's own command → net.http_post (sent at commit) → the
 // dispatcher → a sync from the fake → data tables equal to the shop → schedule advanced → log success.
 func TestCronCommandToSyncedTables(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 300)
 	ctx := context.Background()
 	srv := serve(t, b.dispatcher("cron-e2e"))
@@ -155,6 +163,7 @@ func TestCronCommandToSyncedTables(t *testing.T) {
 }
 
 func TestDispatchRefusesUsersAndAnon(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 10)
 	srv := serve(t, b.dispatcher("auth"))
 	for _, tc := range []struct {
@@ -175,6 +184,7 @@ func TestDispatchRefusesUsersAndAnon(t *testing.T) {
 
 // N dispatchers ticking at once over M due schedules: each schedule runs exactly once.
 func TestConcurrentDispatchersRunEachScheduleOnce(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 40)
 	ctx := context.Background()
 	const credentials = 6
@@ -238,7 +248,8 @@ func TestConcurrentDispatchersRunEachScheduleOnce(t *testing.T) {
 // The one slow test: a real pg_cron tick (at the next minute boundary) runs the dispatch command, which
 // posts through pg_net to the dispatcher. Up to two minutes.
 func TestRealPgCronTick(t *testing.T) {
-	b := setup(t, 50)
+	t.Parallel()
+	b := setupOn(t, testdb.Exclusive(t), 50)
 	ctx := context.Background()
 	srv := serve(t, b.dispatcher("pg-cron"))
 	setVault(t, b.db, "kiotviet_dispatcher_url", srv.URL+"/functions/v1/kiotviet-schedule-sync")
@@ -266,6 +277,7 @@ func TestRealPgCronTick(t *testing.T) {
 // Fan-out: the dispatcher claims, and another replica's kiotviet-sync carries the run out under the
 // claimed run's id, heartbeating and finishing it.
 func TestFanOutRunsClaimedRunOnAnotherReplica(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 120)
 	ctx := context.Background()
 	authn, err := auth.New(auth.Config{CronSecret: cronSecret, JWTSecret: strings.Repeat("j", 40)})

@@ -31,6 +31,7 @@ func (f failingRescue) Call(ctx context.Context, fn string, args []store.Arg, se
 // healthy credential's due schedule is claimed and synced in the same tick. And when the rescue itself
 // fails, the tick still claims.
 func TestTickClaimsPastPoisonRows(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 20)
 	ctx := context.Background()
 	healthy := b.schedule(t, b.credID, "categories")

@@ -73,7 +73,8 @@ func find(fams map[string]*dto.MetricFamily, name string, want map[string]string
 // KiotViet requests are counted by endpoint and code (429s and retries visible), page writes are timed,
 // and the freshness gauge of each stream equals the finish time in the database, to the microsecond.
 func TestScrapeDuringAndAfterRuns(t *testing.T) {
-	db := testdb.Exclusive(t)
+	t.Parallel()
+	db := testdb.DB(t)
 	ctx := context.Background()
 	m := metrics.New("test")
 	st := store.New(m.Caller(store.PG{Pool: db}))
@@ -222,6 +223,7 @@ func TestScrapeDuringAndAfterRuns(t *testing.T) {
 
 // With a token or a user and password set, /metrics answers 401 without them and 200 with either.
 func TestMetricsAuth(t *testing.T) {
+	t.Parallel()
 	m := metrics.New("")
 	srv := httptest.NewServer(m.Handler(metrics.Auth{Token: "scrape-token-0123456789", User: "prom", Password: "pw-123"}, nil))
 	t.Cleanup(srv.Close)
@@ -246,6 +248,7 @@ func TestMetricsAuth(t *testing.T) {
 }
 
 func TestEndpointLabelsAreBounded(t *testing.T) {
+	t.Parallel()
 	for path, want := range map[string]string{
 		"/connect/token": "token", "/products": "products", "/products/12345": "products",
 		"/productOnHands": "productOnHands", "/categories": "categories", "/branches": "branches",

@@ -23,6 +23,7 @@ func fakeClient(t *testing.T, fake *kiotvietfake.Server) *kiotviet.Client {
 // Pages that queue behind a busy writer are written together, in page order, up to the batch; every
 // page is written exactly once.
 func TestWriteBatchesTakesTheQueuedPagesInOneCall(t *testing.T) {
+	t.Parallel()
 	fake := kiotvietfake.New(kiotvietfake.Options{Products: 1000, RateLimitPerHour: -1})
 	c := fakeClient(t, fake)
 	var calls [][]int // offsets of the pages of each call
@@ -59,6 +60,7 @@ func TestWriteBatchesTakesTheQueuedPagesInOneCall(t *testing.T) {
 // A page with removed ids starts a call of its own: a removal must not be applied before the rows of an
 // earlier page it follows. A batch never takes more than its size.
 func TestTakeBatchStartsACallAtRemovals(t *testing.T) {
+	t.Parallel()
 	ch := make(chan kiotviet.Page[kiotviet.Product], 8)
 	for i := range 7 {
 		pg := kiotviet.Page[kiotviet.Product]{Offset: i * 100}

@@ -19,6 +19,7 @@ import (
 // not-for-sale products) ends equal to the database in every ERP column, JSON columns included, after a
 // full sync, and again after an incremental sync that follows a change to each include-only array.
 func TestEveryERPColumnFollowsTheShop(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 450)
 	var mu sync.Mutex
 	var queries []string
@@ -68,6 +69,7 @@ func TestEveryERPColumnFollowsTheShop(t *testing.T) {
 // A branch the shop deactivates comes back in the branch list's removedIds: its stock leaves the
 // database, its name stays; products and stock pages read later do not bring it back.
 func TestDeactivatedBranchLosesItsStockAndKeepsItsName(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 200)
 	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	require.Equal(t, vocab.Success, b.sync(t, "inventory", false).Status)
@@ -95,6 +97,7 @@ func TestDeactivatedBranchLosesItsStockAndKeepsItsName(t *testing.T) {
 // Deleted products listed with their code renamed "…{DEL}" (two of them carrying the same renamed code)
 // never reach the ERP nor fail a page; a deleted category listed as isDeleted goes; full and incremental.
 func TestDeletedCodesAndCategoriesNeverShow(t *testing.T) {
+	t.Parallel()
 	// The shop's clock runs an hour behind: its deletions are older than the overlap window a full pass
 	// re-reads at its end, so that pass reports no removal and may sweep.
 	b := setupWith(t, kiotvietfake.Options{Products: 300, Branches: 2, Categories: 40, Seed: 9, RateLimitPerHour: -1,

@@ -92,6 +92,7 @@ func newOutageCluster(t *testing.T) *outageCluster {
 // A worker that loses the database mid-run keeps its outcome and finishes the run as soon as the database
 // is back (well before its lease would expire), and the credential can sync again at once.
 func TestRunLosingTheDatabaseFinishesWhenItIsBack(t *testing.T) {
+	t.Parallel()
 	c := newOutageCluster(t)
 	ctx := context.Background()
 	pcfg, err := pgxpool.ParseConfig(c.url)

@@ -23,6 +23,7 @@ import (
 // what erp-contract §4.1 says the column holds, read straight from the sample's JSON. A sample added to
 // the folder is picked up without code changes.
 func TestSampleProductsFillEveryERPColumn(t *testing.T) {
+	t.Parallel()
 	root, err := testdb.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +33,7 @@ func TestSampleProductsFillEveryERPColumn(t *testing.T) {
 	if len(files) == 0 {
 		t.Skipf("no KiotViet samples in %s: copy them there (see SOURCES.md)", dir)
 	}
-	pool := testdb.Exclusive(t) // category ids of the samples must not meet another test's rows
+	pool := testdb.DB(t) // its own database: category ids of the samples must not meet another test's rows
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
 	if err != nil {

@@ -63,7 +63,7 @@ func setup(t *testing.T, products int) *bundle {
 
 func setupWith(t *testing.T, opts kiotvietfake.Options) *bundle {
 	t.Helper()
-	b := &bundle{db: testdb.Exclusive(t)}
+	b := &bundle{db: testdb.DB(t)}
 	s := synctest.NewStack(t, b.db, synctest.StackOptions{Fake: opts, MaxAttempts: 3, NoBackoff: true,
 		Wrap: func(h http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -102,6 +102,7 @@ func (b *bundle) equal(t *testing.T, withAttributes bool) {
 func (b *bundle) productCalls() int64 { return b.fake.Counts()["/products"] }
 
 func TestFullSyncThenIncrementalConverges(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 450)
 	res := b.sync(t, "all", false)
 	require.Equal(t, vocab.Success, res.Status, res.Error)
@@ -138,6 +139,7 @@ func TestFullSyncThenIncrementalConverges(t *testing.T) {
 }
 
 func TestUnchangedFullResyncWritesNothing(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 250)
 	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	var before int64
@@ -157,6 +159,7 @@ func TestUnchangedFullResyncWritesNothing(t *testing.T) {
 }
 
 func TestFullReconcileDeletesWhatKiotVietNoLongerHas(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 200)
 	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	// Rows KiotViet never reported as removed (say, deleted while nobody synced for weeks).
@@ -171,6 +174,7 @@ func TestFullReconcileDeletesWhatKiotVietNoLongerHas(t *testing.T) {
 }
 
 func TestInventoryStreamFollowsStockMoves(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 220)
 	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	moved := b.fake.MoveStock(40)
@@ -188,6 +192,7 @@ func TestInventoryStreamFollowsStockMoves(t *testing.T) {
 }
 
 func TestFaultMidRunKeepsCommittedPagesAndNextRunConverges(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 600)
 	var productPages atomic.Int32
 	hook := func(r *http.Request) {
@@ -220,6 +225,7 @@ func TestFaultMidRunKeepsCommittedPagesAndNextRunConverges(t *testing.T) {
 }
 
 func TestTokenExpiryAnd429StormDuringARun(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 500)
 	var productPages atomic.Int32
 	hook := func(r *http.Request) {
@@ -237,6 +243,7 @@ func TestTokenExpiryAnd429StormDuringARun(t *testing.T) {
 }
 
 func TestOverlappingRunsForOneCredentialConflict(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 10)
 	ctx := context.Background()
 	runID, err := b.store.StartRun(ctx, b.credID, "products", "manual", "other-worker", time.Minute, nil)
@@ -250,6 +257,7 @@ func TestOverlappingRunsForOneCredentialConflict(t *testing.T) {
 }
 
 func TestTokenIsStoredEncryptedAndReused(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 10)
 	require.Equal(t, vocab.Success, b.sync(t, "categories", false).Status)
 	c, err := b.store.Credential(context.Background(), b.credID)
@@ -286,6 +294,7 @@ func countOf(t *testing.T, db *pgxpool.Pool, table string) int {
 // read after the edit meets one read before it). The sweep must then wait: it deletes nothing that the
 // shop still has.
 func TestFullPassDisturbedMidwayDeletesNothing(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 500)
 	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	b.fake.SetFaults(kiotvietfake.Faults{Latency: 5 * time.Millisecond}) // so that pages read ahead overlap
@@ -322,6 +331,7 @@ func TestFullPassDisturbedMidwayDeletesNothing(t *testing.T) {
 // The same shift in an incremental pass: products edited while it pages would make it skip changes at
 // page boundaries, so it reads its window once more.
 func TestIncrementalPassDisturbedMidwayMissesNothing(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 500)
 	require.Equal(t, vocab.Success, b.sync(t, "products_full", false).Status)
 	b.fake.ChangeProducts(250)
@@ -344,6 +354,7 @@ func TestIncrementalPassDisturbedMidwayMissesNothing(t *testing.T) {
 // with the reason; a 5xx from the token endpoint is not, and pauses nothing. Saving the connection again
 // resumes them.
 func TestRejectedCredentialPausesItsSchedulesUntilSavedAgain(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 20)
 	ctx := context.Background()
 	paused := func() (n int, reason string) {
@@ -400,6 +411,7 @@ func TestRejectedCredentialPausesItsSchedulesUntilSavedAgain(t *testing.T) {
 // The heartbeat publishes {stream, done, total, pages} with KiotViet's total, so a client can draw a bar:
 // caught mid-run, while the fake holds back a later products page.
 func TestHeartbeatPublishesProgressWithTotal(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 600)
 	ctx := context.Background()
 	engine, err := syncer.New(syncer.Config{Store: b.store, Keys: b.keys, Worker: "test", HeartbeatEvery: 20 * time.Millisecond,

@@ -17,6 +17,7 @@ func sample(t testing.TB, name string) []byte {
 }
 
 func TestDecodeRealAndDocumentedBodies(t *testing.T) {
+	t.Parallel()
 	d, err := Decode(sample(t, "real_webhook_product_update_500400541.json"), "")
 	require.NoError(t, err)
 	assert.Equal(t, "d42dcce1-3919-4303-b829-d473a163845f", d.ID)
@@ -47,6 +48,7 @@ func TestDecodeRealAndDocumentedBodies(t *testing.T) {
 }
 
 func TestDecodeRefusesWhatItCannotApply(t *testing.T) {
+	t.Parallel()
 	for name, c := range map[string]struct{ body, event, want string }{
 		"not JSON":           {`{"Id":`, "", "not valid JSON"},
 		"an array":           {`[1]`, "", "JSON object"},
@@ -68,6 +70,7 @@ func TestDecodeRefusesWhatItCannotApply(t *testing.T) {
 }
 
 func TestDedupeKeyIsKiotVietsIdElseTheBody(t *testing.T) {
+	t.Parallel()
 	d, err := Decode(sample(t, "real_webhook_stock_update_925719.json"), "")
 	require.NoError(t, err)
 	assert.Equal(t, "id:71676945-a9ef-4ca0-aff6-856731f30a49", d.DedupeKey("stock.update", nil))

@@ -44,7 +44,7 @@ func newShop(t *testing.T, products int) *shop {
 	ctx := context.Background()
 	keys, err := secret.ParseKeys("t1:"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")), "")
 	require.NoError(t, err)
-	s := &shop{db: testdb.Exclusive(t)}
+	s := &shop{db: testdb.DB(t)}
 	s.st = store.New(store.PG{Pool: s.db})
 	s.fake = kiotvietfake.New(kiotvietfake.Options{Products: products, Branches: 3, Categories: 12, Seed: 11, RateLimitPerHour: -1})
 	api := httptest.NewServer(s.fake.Handler())
@@ -128,6 +128,7 @@ func (s *shop) parked(t *testing.T) int {
 }
 
 func TestShopChangesReachTheTablesThroughWebhooks(t *testing.T) {
+	t.Parallel()
 	s := newShop(t, 80)
 	ctx := context.Background()
 
@@ -155,6 +156,7 @@ func TestShopChangesReachTheTablesThroughWebhooks(t *testing.T) {
 }
 
 func TestStockEventChangesOneBranchAndKeepsTheRest(t *testing.T) {
+	t.Parallel()
 	s := newShop(t, 40)
 	ctx := context.Background()
 	before := map[int64]map[int64]float64{}
@@ -189,6 +191,7 @@ func TestStockEventChangesOneBranchAndKeepsTheRest(t *testing.T) {
 }
 
 func TestDuplicatedReorderedAndLateEventsLeaveTheShop(t *testing.T) {
+	t.Parallel()
 	s := newShop(t, 60)
 	ctx := context.Background()
 	// every delivery twice, and the whole burst held and then delivered newest first: each product's
@@ -210,6 +213,7 @@ func TestDuplicatedReorderedAndLateEventsLeaveTheShop(t *testing.T) {
 }
 
 func TestAnOlderEventChangesNothing(t *testing.T) {
+	t.Parallel()
 	s := newShop(t, 30)
 	ctx := context.Background()
 	s.fake.SetWebhookFaults(kiotvietfake.WebhookFaults{Hold: true})
@@ -242,6 +246,7 @@ func TestAnOlderEventChangesNothing(t *testing.T) {
 }
 
 func TestAFailingEventIsRetriedThenParkedWithoutBlockingOthers(t *testing.T) {
+	t.Parallel()
 	s := newShop(t, 20)
 	ctx := context.Background()
 	// a stock event naming no branch cannot be applied
@@ -274,6 +279,7 @@ func TestAFailingEventIsRetriedThenParkedWithoutBlockingOthers(t *testing.T) {
 }
 
 func TestA4xxDisablesTheRegistrationAndCheckReportsIt(t *testing.T) {
+	t.Parallel()
 	s := newShop(t, 20)
 	ctx := context.Background()
 	client, err := s.engine.Client(ctx, s.cred)
@@ -315,6 +321,7 @@ func TestA4xxDisablesTheRegistrationAndCheckReportsIt(t *testing.T) {
 }
 
 func TestStockScanRunsLessOftenWhileStockWebhooksAreHealthy(t *testing.T) {
+	t.Parallel()
 	s := newShop(t, 30) // its inventory run just scanned in full
 	ctx := context.Background()
 	keys, err := secret.ParseKeys("t1:"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")), "")
