@@ -17,6 +17,7 @@ import (
 // With the SMTP server down, `kvsync dispatch` still runs and reports the sync; the failed delivery is
 // shown by `kvsync doctor` (without the password), and `kvsync alerts test` says which channel failed.
 func TestDoctorAndAlertsTestShowAFailingChannel(t *testing.T) {
+	t.Parallel()
 	b := cliSetup(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

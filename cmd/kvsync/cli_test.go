@@ -37,14 +37,14 @@ type cliBundle struct {
 
 func cliSetup(t *testing.T) *cliBundle {
 	t.Helper()
-	b := &cliBundle{db: testdb.Exclusive(t)}
+	b := &cliBundle{db: testdb.DB(t)}
 	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: 120, Branches: 2, Categories: 8, Seed: 11})
 	srv := httptest.NewServer(b.fake.Handler())
 	t.Cleanup(srv.Close)
 	id, key, err := secret.GenerateKey()
 	require.NoError(t, err)
 	b.env = map[string]string{
-		"DATABASE_URL":             testdb.URL(t),
+		"DATABASE_URL":             b.db.Config().ConnString(),
 		"KIOTVIET_ENCRYPTION_KEYS": id + ":" + key,
 		"KIOTVIET_CRON_SECRET":     cliCronSecret,
 		"KIOTVIET_TOKEN_URL":       srv.URL + kiotvietfake.TokenPath,
@@ -81,6 +81,7 @@ func (b *cliBundle) addCredential(t *testing.T) string {
 }
 
 func TestCredentialsScheduleSyncStatusDispatch(t *testing.T) {
+	t.Parallel()
 	b := cliSetup(t)
 	ctx := context.Background()
 
@@ -148,6 +149,7 @@ func TestCredentialsScheduleSyncStatusDispatch(t *testing.T) {
 }
 
 func TestDispatchExitsNonZeroWhenARunFails(t *testing.T) {
+	t.Parallel()
 	b := cliSetup(t)
 	id := b.addCredential(t)
 	b.ok(t, "", "schedule", "set", "--credential", id, "--type", "categories", "--every", "hourly")
@@ -161,6 +163,7 @@ func TestDispatchExitsNonZeroWhenARunFails(t *testing.T) {
 }
 
 func TestKeysGenerateAndRotate(t *testing.T) {
+	t.Parallel()
 	b := cliSetup(t)
 	id := b.addCredential(t)
 	oldKeys := b.env["KIOTVIET_ENCRYPTION_KEYS"]
@@ -214,6 +217,7 @@ func cronState(t *testing.T, db *pgxpool.Pool) {
 }
 
 func TestCronInstallAndDoctor(t *testing.T) {
+	t.Parallel()
 	b := cliSetup(t)
 	cronState(t, b.db)
 	ctx := context.Background()
@@ -376,6 +380,7 @@ func (b *cliBundle) serve(t *testing.T) string {
 }
 
 func TestEveryCommandHasHelp(t *testing.T) {
+	t.Parallel()
 	b := &cliBundle{env: map[string]string{}}
 	for _, args := range [][]string{{"dispatch", "--help"}, {"sync", "--help"}, {"status", "--help"},
 		{"credentials", "--help"}, {"credentials", "add", "--help"}, {"schedule", "--help"}, {"schedule", "set", "--help"},
@@ -391,6 +396,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 }
 
 func TestHumanTimes(t *testing.T) {
+	t.Parallel()
 	assert.Equal(t, "in 3h12m", nextRunIn(3*time.Hour+12*time.Minute+30*time.Second))
 	assert.Equal(t, "in 45s", nextRunIn(45*time.Second))
 	assert.Equal(t, "due", nextRunIn(0))
@@ -413,6 +419,7 @@ func TestHumanTimes(t *testing.T) {
 // The schedule commands, and every bad input: each error says what to do, in words (no SQL, constraint
 // or function names).
 func TestScheduleCommands(t *testing.T) {
+	t.Parallel()
 	b := cliSetup(t)
 	ctx := context.Background()
 	id := b.addCredential(t)
@@ -533,6 +540,7 @@ func (b *cliBundle) storeStart(t *testing.T, credID string) (string, error) {
 
 // The progress line shows a share once KiotViet's total is known, never past 100%.
 func TestProgressText(t *testing.T) {
+	t.Parallel()
 	assert.Equal(t, "products: 45% (4,500 of 10,000), 45 pages, 4,530 records",
 		progressText(store.Progress{Stream: "products", Done: 4500, Total: 10000, Pages: 45, Records: 4530}))
 	assert.Equal(t, "categories: 0 pages, 0 records", progressText(store.Progress{Stream: "categories"}),
@@ -546,6 +554,7 @@ func TestProgressText(t *testing.T) {
 // CLI errors from the database are in words: the rule, never the internal function or SQL codes; a
 // database that does not answer is said so, with what to run.
 func TestDatabaseErrorsAreWorded(t *testing.T) {
+	t.Parallel()
 	err := dbError("sync", &errs.Error{Op: "kiotviet_start_run", Code: errs.Invalid, SQLState: "22023",
 		Message: "syncType must be one of categories, products"})
 	assert.Equal(t, "sync: syncType must be one of categories, products", err.Error())

@@ -11,6 +11,7 @@ import (
 )
 
 func TestDoctorSaysWhichKeyKinds(t *testing.T) {
+	t.Parallel()
 	const (
 		serviceRoleJWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU"
 		jwtSecret      = "super-secret-jwt-token-with-at-least-32-characters-long"

@@ -66,13 +66,14 @@ func fwdToken(t *testing.T, claims jwt.MapClaims) string {
 	return s
 }
 
-// fwdServe starts `kvsync serve` with KiotViet at kiotvietURL and returns its base URL.
-func fwdServe(t *testing.T, bin, keysEnv, kiotvietURL string) string {
+// fwdServe starts `kvsync serve` on the database at dbURL with KiotViet at kiotvietURL and returns its
+// base URL.
+func fwdServe(t *testing.T, dbURL, bin, keysEnv, kiotvietURL string) string {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0")
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+testdb.URL(t), "KIOTVIET_ENCRYPTION_KEYS="+keysEnv, "KIOTVIET_CRON_SECRET="+procCronSecret,
+		"DATABASE_URL="+dbURL, "KIOTVIET_ENCRYPTION_KEYS="+keysEnv, "KIOTVIET_CRON_SECRET="+procCronSecret,
 		"SUPABASE_JWT_SECRET="+fwdJWTSecret, "KVSYNC_CORS_ORIGINS="+fwdOrigin,
 		"KIOTVIET_TOKEN_URL="+kiotvietURL+"/connect/token", "KIOTVIET_API_URL="+kiotvietURL, "KVSYNC_LOG_LEVEL=error")
 	stdout, err := cmd.StdoutPipe()
@@ -195,7 +196,8 @@ func gzipProxy(t *testing.T, upstream string) string {
 }
 
 func TestForwardersUnderDenoThroughSupabaseJS(t *testing.T) {
-	db := testdb.Exclusive(t)
+	t.Parallel()
+	db := testdb.DB(t)
 	ctx := context.Background()
 	st := store.New(store.PG{Pool: db})
 	fake := kiotvietfake.New(kiotvietfake.Options{Products: 30, Branches: 1, Categories: 5, Seed: 13, RateLimitPerHour: -1})
@@ -208,8 +210,8 @@ func TestForwardersUnderDenoThroughSupabaseJS(t *testing.T) {
 	require.NoError(t, err)
 
 	bin := buildBinary(t)
-	kvsync := fwdServe(t, bin, keysEnv, fsrv.URL)
-	kiotvietDown := fwdServe(t, bin, keysEnv, closedURL(t))
+	kvsync := fwdServe(t, db.Config().ConnString(), bin, keysEnv, fsrv.URL)
+	kiotvietDown := fwdServe(t, db.Config().ConnString(), bin, keysEnv, closedURL(t))
 	up, viaGzip, noKiotViet, noKvsync := harness(t, kvsync), harness(t, gzipProxy(t, kvsync)), harness(t, kiotvietDown), harness(t, closedURL(t))
 
 	// The ERP's client is built with the anon (or publishable) key; a signed-in user's token replaces it
@@ -366,6 +368,7 @@ func TestForwardersUnderDenoThroughSupabaseJS(t *testing.T) {
 // "as-is" mode a webhook forwarder uses (raw body bytes in, kvsync's status and body out), the reply to a
 // non-JSON error page, and that KVSYNC_URL's value (which may carry a token) is never logged nor replied.
 func TestForwardModuleUnderDenoTest(t *testing.T) {
+	t.Parallel()
 	root := repoRoot(t)
 	cmd := exec.Command(denoBin(t), "test", "--allow-net", "--allow-env", filepath.Join(root, "supabase", "functions", "_tests", "forward_test.ts"))
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")

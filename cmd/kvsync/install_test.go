@@ -9,6 +9,7 @@ import (
 )
 
 func TestInstallIsOneIdempotentCommand(t *testing.T) {
+	t.Parallel()
 	b := cliSetup(t)
 	cronState(t, b.db)
 	ctx := context.Background()
@@ -51,6 +52,7 @@ func TestInstallIsOneIdempotentCommand(t *testing.T) {
 // Vault keeps it whole, since pg_net must send it, but neither cron install's output nor the error for a
 // wrong URL shows it.
 func TestCronInstallNeverPrintsTheURLsSecrets(t *testing.T) {
+	t.Parallel()
 	b := cliSetup(t)
 	cronState(t, b.db)
 	ctx := context.Background()

@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,17 +52,9 @@ type procBundle struct {
 	nofile  int      // when set, the kvsync processes' file descriptor limit
 }
 
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kvsync")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, string(out))
-	return bin
-}
-
 func procSetup(t *testing.T) *procBundle {
 	t.Helper()
-	b := &procBundle{db: testdb.Exclusive(t), bin: buildBinary(t)}
+	b := &procBundle{db: testdb.DB(t), bin: buildBinary(t)}
 	b.store = store.New(store.PG{Pool: b.db})
 	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: 1500, Branches: 2, Seed: 5, RateLimitPerHour: -1,
 		OtherRetailers: []string{"shop-b", "shop-c", "shop-d", "shop-e"}})
@@ -98,7 +89,7 @@ func (b *procBundle) start(t *testing.T, extra ...string) (*exec.Cmd, string) {
 	}
 	cmd.Dir = t.TempDir() // no .env there
 	cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+testdb.URL(t), "KIOTVIET_ENCRYPTION_KEYS="+b.keysEnv, "KIOTVIET_CRON_SECRET="+procCronSecret,
+		"DATABASE_URL="+b.db.Config().ConnString(), "KIOTVIET_ENCRYPTION_KEYS="+b.keysEnv, "KIOTVIET_CRON_SECRET="+procCronSecret,
 		"KIOTVIET_TOKEN_URL="+b.fakeURL+"/connect/token", "KIOTVIET_API_URL="+b.fakeURL,
 		"KVSYNC_LEASE_SECONDS=4", "KVSYNC_LOG_LEVEL=warn")
 	cmd.Env = append(cmd.Env, b.env...)
@@ -165,6 +156,7 @@ func (b *procBundle) dispatcher(t *testing.T, done chan dispatch.RunResult) *dis
 }
 
 func TestKilledWorkerIsRescuedAndNextRunConverges(t *testing.T) {
+	t.Parallel()
 	b := procSetup(t)
 	b.fake.SetFaults(kiotvietfake.Faults{Latency: 60 * time.Millisecond}) // a run of a few seconds
 	proc, base := b.start(t)
@@ -201,6 +193,7 @@ func TestKilledWorkerIsRescuedAndNextRunConverges(t *testing.T) {
 }
 
 func TestSIGTERMFinishesOrHandsBackTheRun(t *testing.T) {
+	t.Parallel()
 	b := procSetup(t)
 	b.fake.SetFaults(kiotvietfake.Faults{Latency: 60 * time.Millisecond})
 	proc, base := b.start(t, "--grace", "500ms")
@@ -229,6 +222,7 @@ func TestSIGTERMFinishesOrHandsBackTheRun(t *testing.T) {
 // Two kvsync processes on one database, dispatch calls fired at both at once, over M due schedules of
 // several credentials: each schedule runs exactly once.
 func TestTwoProcessesRunEachScheduleOnce(t *testing.T) {
+	t.Parallel()
 	b := procSetup(t)
 	ctx := context.Background()
 	ids := []string{b.credID}
@@ -295,6 +289,7 @@ func TestTwoProcessesRunEachScheduleOnce(t *testing.T) {
 // at once. The process has 128 file descriptors, as the attack had 256: without the cap, the
 // 200 held connections would exhaust them ("accept4: too many open files") and nothing would answer.
 func TestServeAnswersAtTheConnectionCap(t *testing.T) {
+	t.Parallel()
 	b := procSetup(t)
 	const max, held = 48, 200
 	b.env = []string{fmt.Sprintf("KVSYNC_MAX_CONNECTIONS=%d", max)}
@@ -362,6 +357,7 @@ func postSync(t *testing.T, base, credID string) (int, map[string]any) {
 // full pass of 1,500 products (17 calls). The fake serves at most 50 API requests between them, the run
 // that finds the budget used up ends partial saying when it resumes, and what it wrote stays.
 func TestReplicasShareTheAPIBudget(t *testing.T) {
+	t.Parallel()
 	b := procSetup(t)
 	const budget = 50
 	b.env = []string{fmt.Sprintf("KIOTVIET_RATE_LIMIT_PER_HOUR=%d", budget)}

@@ -59,7 +59,8 @@ func closedURL(t *testing.T) string {
 // logged. Not one of the secrets appears in any log line (at debug level), any reply, /metrics, or the
 // run rows' error messages.
 func TestNoSecretInLogsRepliesOrMetrics(t *testing.T) {
-	db := testdb.Exclusive(t)
+	t.Parallel()
+	db := testdb.DB(t)
 	fake := kiotvietfake.New(kiotvietfake.Options{Products: 60, Branches: 2, Categories: 5, Seed: 21, RateLimitPerHour: -1})
 	var tokMu sync.Mutex
 	var tokens []string
@@ -99,7 +100,7 @@ func TestNoSecretInLogsRepliesOrMetrics(t *testing.T) {
 	alertURL := closedURL(t) + "/services/T000/B000/" + alertToken
 	fanURL := strings.Replace(closedURL(t), "http://", "http://replica:"+fanPass+"@", 1) + "/functions/v1/kiotviet-sync?token=" + fanToken
 	env := map[string]string{
-		"DATABASE_URL":               testdb.URL(t),
+		"DATABASE_URL":               db.Config().ConnString(),
 		"KIOTVIET_ENCRYPTION_KEYS":   id + ":" + key,
 		"KIOTVIET_CRON_SECRET":       cron,
 		"SUPABASE_SERVICE_ROLE_KEY":  serviceKey,

@@ -26,7 +26,8 @@ import (
 // which passes body, signature and query to a real kvsync serve: the events are stored and applied, a
 // bare delete keeps its ?event=, and a bad signature's 401 reaches the sender as it is.
 func TestWebhookForwarderPassesDeliveriesUnchanged(t *testing.T) {
-	db := testdb.Exclusive(t)
+	t.Parallel()
+	db := testdb.DB(t)
 	ctx := context.Background()
 	st := store.New(store.PG{Pool: db})
 	fake := kiotvietfake.New(kiotvietfake.Options{Products: 30, Branches: 2, Categories: 5, Seed: 17, RateLimitPerHour: -1})
@@ -43,7 +44,7 @@ func TestWebhookForwarderPassesDeliveriesUnchanged(t *testing.T) {
 	_, err = engine.Run(ctx, syncer.Request{CredentialID: cred, SyncType: "products_full", Full: true})
 	require.NoError(t, err)
 
-	kv := fwdServe(t, buildBinary(t), keysEnv, fsrv.URL)
+	kv := fwdServe(t, db.Config().ConnString(), buildBinary(t), keysEnv, fsrv.URL)
 	project := harnessOf(t, kv, "kiotviet-webhook")
 	client, err := engine.Client(ctx, cred)
 	require.NoError(t, err)

@@ -25,8 +25,9 @@ import (
 // kvsync serve acknowledges a webhook (the event is stored), is killed with SIGKILL before the event is
 // applied, and the restarted process applies it: at least once, and idempotent.
 func TestWebhookAcknowledgedThenKilledIsAppliedAfterRestart(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	b := &procBundle{db: testdb.Exclusive(t), bin: buildBinary(t)}
+	b := &procBundle{db: testdb.DB(t), bin: buildBinary(t)}
 	b.store = store.New(store.PG{Pool: b.db})
 	b.fake = kiotvietfake.New(kiotvietfake.Options{Products: 40, Branches: 2, Seed: 9, RateLimitPerHour: -1})
 	srv := httptest.NewServer(b.fake.Handler())

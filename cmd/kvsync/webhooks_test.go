@@ -13,6 +13,7 @@ import (
 )
 
 func TestWebhooksRegisterListRemoveAndDoctor(t *testing.T) {
+	t.Parallel()
 	b := cliSetup(t)
 	id := b.addCredential(t)
 	// a receiver that answers 404, as a wrong URL would: KiotViet (the fake) disables the hook
