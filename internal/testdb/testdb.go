@@ -160,7 +160,7 @@ func templateCurrent(ctx context.Context, url string) error {
 	case err != nil:
 		return fmt.Errorf("look for the template database %s: %w", Template, err)
 	case !exists:
-		return fmt.Errorf("the test cluster has no template database %s", Template)
+		return fmt.Errorf("the test database's cluster has no template database %s", Template)
 	case !current:
 		return fmt.Errorf("the template database %s is not migrated as far as the test database", Template)
 	}
