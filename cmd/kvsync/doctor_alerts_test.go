@@ -17,7 +17,8 @@ import (
 // yet) and does not fail doctor; one given up after its last try is a failure that says what to do. The
 // deliveries are made through the SQL functions the notifier uses (kiotviet_alert_claim/_delivered).
 func TestDoctorAlertsRetryingWarnsGivenUpFails(t *testing.T) {
-	db := testdb.Exclusive(t)
+	t.Parallel()
+	db := testdb.DB(t)
 	ctx := context.Background()
 	st := store.New(store.PG{Pool: db})
 	a := &app{store: st}

@@ -342,6 +342,7 @@ func TestPausedOneMessageEach(t *testing.T) {
 // Registered but never received is not "stopped" (nothing was working); removing the registrations ends
 // the watch without a message.
 func TestWebhooksStoppedAndResumedOneMessageEach(t *testing.T) {
+	t.Parallel()
 	s := newShop(t)
 	ch := allChannels(t)
 	ctx := context.Background()
@@ -440,6 +441,7 @@ func (h heldRunner) Carry(ctx context.Context, _ store.Claim) (syncer.Result, er
 // and a scheduled run going for far longer than the schedule's usual duration (kiotviet_run_stats). The
 // clock is moved by moving the run rows back, never by waiting.
 func TestStaleAndRunningLongOneMessageEach(t *testing.T) {
+	t.Parallel()
 	s := newShop(t)
 	ch := allChannels(t)
 	ctx := context.Background()

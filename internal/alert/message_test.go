@@ -79,6 +79,7 @@ func TestChannelErrorsCarryNoSecret(t *testing.T) {
 // Every kind reads as a sentence in both languages, names the shop and what to do, and the webhook events
 // say when the last event came and which command re-registers.
 func TestRenderEveryKindInBothLanguages(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 12, 1, 1, 30, 0, 0, time.UTC) // 08:30 in Vietnam
 	cases := []struct {
 		ev     Event

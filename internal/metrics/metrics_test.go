@@ -263,7 +263,8 @@ func TestEndpointLabelsAreBounded(t *testing.T) {
 // dispatcher fanning out to kiotviet-sync) is counted once, by the dispatcher; a request refused before a
 // run starts is no run.
 func TestStartedRunsAreObservedOnce(t *testing.T) {
-	db := testdb.Exclusive(t)
+	t.Parallel()
+	db := testdb.DB(t)
 	ctx := context.Background()
 	m := metrics.New("test")
 	st := store.New(store.PG{Pool: db})

@@ -12,6 +12,7 @@ import (
 )
 
 func TestVerifyAcceptsThePublicEncodingsAndNothingElse(t *testing.T) {
+	t.Parallel()
 	secret := []byte("c2VjcmV0LXNlY3JldA==")
 	body := []byte(`{"Id":"a","Notifications":[]}`)
 	m := hmac.New(sha256.New, secret)
