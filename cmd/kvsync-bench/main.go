@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	creds := fs.Int("credentials", 2000, "credentials those schedules belong to")
 	dispatchers := fs.Int("dispatchers", 4, "concurrent dispatchers")
 	runs := fs.Int("runs", 3, "runs of each timed case; the table shows their median")
+	largeRuns := fs.Int("large-runs", 2, "runs of each full sync above 10,000 products (at most --runs; ~40 s each on 2 cores)")
 	profiles := fs.String("profiles", "dev,durable", "database profiles, comma separated: dev (fsync, synchronous_commit, full_page_writes off) and durable (on, as Supabase runs)")
 	readConc := fs.Int("read-concurrency", 0, "kvsync: pages read at once (0: its default, KIOTVIET_READ_CONCURRENCY's), to compare settings")
 	writeBatch := fs.Int("write-batch", 0, "kvsync: pages written in one call at most (0: its default; 1: each page alone), to compare settings")
@@ -104,7 +105,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cfg := bench.Config{DatabaseURL: *dbURL, Child: []string{exe, "--child"}, Branches: *branches,
 		LatencyProducts: *latProducts, Latency: *latency, Schedules: *schedules, Credentials: *creds,
 		Dispatchers: *dispatchers, JSONPath: *jsonPath, Commit: *commit, Out: stdout, Log: stderr,
-		Runs: *runs, TickShops: *tickShops, ReadConcurrency: *readConc, WriteBatchPages: *writeBatch, NoFreshness: !*webhooks}
+		Runs: *runs, LargeRuns: *largeRuns, TickShops: *tickShops, ReadConcurrency: *readConc, WriteBatchPages: *writeBatch, NoFreshness: !*webhooks}
 	if *runs < 1 {
 		return errors.New("--runs must be at least 1")
 	}
