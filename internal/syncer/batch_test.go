@@ -13,6 +13,9 @@ import (
 	"github.com/kvsync/kvsync/internal/kiotvietfake"
 )
 
+// asRead is the shaping of pages whose items are written as they came.
+func asRead[T any](items []T) ([]T, error) { return items, nil }
+
 func fakeClient(t *testing.T, fake *kiotvietfake.Server) *kiotviet.Client {
 	srv := httptest.NewServer(fake.Handler())
 	t.Cleanup(srv.Close)
@@ -29,7 +32,7 @@ func TestWriteBatchesTakesTheQueuedPagesInOneCall(t *testing.T) {
 	var calls [][]int // offsets of the pages of each call
 	first := true
 	err := writeBatches(context.Background(), c.Products(kiotviet.ListOptions{OrderBy: "modifiedDate", OrderDirection: "Asc", ReadAhead: true}), 4,
-		func(_ context.Context, pgs []kiotviet.Page[kiotviet.Product]) error {
+		asRead[kiotviet.Product], func(_ context.Context, pgs []kiotviet.Page[kiotviet.Product]) error {
 			if first {
 				// a slow first write: wait until the reader has fetched the pages that queue behind it
 				first = false
@@ -95,7 +98,7 @@ func TestReadingEndsBeforeItsPagesAreWritten(t *testing.T) {
 	rd := startReading(context.Background(), c.Products(kiotviet.ListOptions{OrderBy: "modifiedDate", OrderDirection: "Asc", ReadAhead: true}), 4, nil)
 	var offsets []int
 	readFirst := false
-	err := writePages(context.Background(), rd, 4, func(_ context.Context, pgs []kiotviet.Page[kiotviet.Product]) error {
+	err := writePages(context.Background(), rd, 4, asRead[kiotviet.Product], func(_ context.Context, pgs []kiotviet.Page[kiotviet.Product]) error {
 		if len(offsets) == 0 {
 			// the first write waits for the reading's end: 5 pages fit in the queue and the reader's hand
 			select {
@@ -127,6 +130,6 @@ func TestReadingAfterAnother(t *testing.T) {
 
 	close(gate)
 	rd = startReading(context.Background(), c.Categories(kiotviet.ListOptions{}), 4, gate)
-	require.NoError(t, writePages(context.Background(), rd, 4, func(context.Context, []kiotviet.Page[kiotviet.Category]) error { return nil }))
+	require.NoError(t, writePages(context.Background(), rd, 4, asRead[kiotviet.Category], func(context.Context, []kiotviet.Page[kiotviet.Category]) error { return nil }))
 	assert.Equal(t, int64(1), fake.Counts()[kiotvietfake.CategoriesPath])
 }

@@ -308,12 +308,14 @@ func pump[T any](ctx context.Context, p *kiotviet.Pager[T], apply func(context.C
 	return <-fetchErr
 }
 
-// writeBatches is pump for the page functions that take any number of rows: the pages read while the
-// writer was busy wait in a queue (as many as the pager reads at once), and the writer takes every page
-// waiting, up to batch, in one call. A page with removed ids starts a new call, so a removal is never
-// applied before rows of an earlier page. batch 1 writes each page alone.
-func writeBatches[T any](ctx context.Context, p *kiotviet.Pager[T], batch int, apply func(context.Context, []kiotviet.Page[T]) error) error {
-	return writePages(ctx, startReading(ctx, p, batch, nil), batch, apply)
+// writeBatches is pump for the page functions that take any number of rows: each page is shaped by
+// prepare as it arrives, the shaped pages that queue while the writer is busy wait (as many as the pager
+// reads at once), and the writer takes every page waiting, up to batch, in one call. A page with removed
+// ids starts a new call, so a removal is never applied before rows of an earlier page. batch 1 writes each
+// page alone.
+func writeBatches[T, S any](ctx context.Context, p *kiotviet.Pager[T], batch int, prepare func([]T) ([]S, error),
+	apply func(context.Context, []kiotviet.Page[S]) error) error {
+	return writePages(ctx, startReading(ctx, p, batch, nil), batch, prepare, apply)
 }
 
 // reading is a listing read in a goroutine of its own into a queue of pages, so that its requests can
@@ -375,24 +377,103 @@ func (rd *reading[T]) stop() {
 }
 
 // writePages writes a reading's pages in calls of up to batch pages (see writeBatches) and returns the
-// first error, of the listing or of a write (which stops the reading).
-func writePages[T any](ctx context.Context, rd *reading[T], batch int, apply func(context.Context, []kiotviet.Page[T]) error) error {
+// first error, of the listing, of shaping a page or of a write (each stops the reading). Pages are shaped
+// in a goroutine of their own as they are read, so the shaping of the next pages overlaps the write of
+// these and the writer only joins what is shaped and sends it.
+func writePages[T, S any](ctx context.Context, rd *reading[T], batch int, prepare func([]T) ([]S, error),
+	apply func(context.Context, []kiotviet.Page[S]) error) error {
 	defer rd.cancel()
 	batch = max(batch, 1)
-	var next *kiotviet.Page[T] // a page taken from the queue that starts the next call
+	shaped := make(chan kiotviet.Page[S], batch)
+	stopShaping := make(chan struct{})
+	shapingDone := make(chan struct{})
+	var shapeErr error // set before shapingDone is closed
+	go func() {
+		defer close(shapingDone)
+		defer close(shaped)
+		for pg := range rd.pages {
+			if shapeErr != nil {
+				continue // the reading was stopped: let it end
+			}
+			items, err := prepare(pg.Items)
+			if err != nil {
+				shapeErr = err
+				rd.cancel()
+				continue
+			}
+			select {
+			case shaped <- kiotviet.Page[S]{Items: items, RemovedIDs: pg.RemovedIDs, Total: pg.Total, Offset: pg.Offset, Timestamp: pg.Timestamp}:
+			case <-stopShaping:
+				return
+			}
+		}
+	}()
+	var next *kiotviet.Page[S] // a page taken from the queue that starts the next call
 	for {
-		var pgs []kiotviet.Page[T]
-		pgs, next = takeBatch(rd.pages, next, batch)
+		var pgs []kiotviet.Page[S]
+		pgs, next = takeBatch(shaped, next, batch)
 		if len(pgs) == 0 {
 			break
 		}
 		if err := apply(ctx, pgs); err != nil {
+			rd.cancel() // first, so that a shaper waiting for the next page sees the queue close
+			close(stopShaping)
+			<-shapingDone
 			rd.stop()
 			return err
 		}
 	}
+	<-shapingDone
 	<-rd.gone
+	if shapeErr != nil {
+		return shapeErr
+	}
 	return rd.err
+}
+
+// shapedRow is one item as its page function reads it (JSON), with the modifiedDate it carries.
+type shapedRow struct {
+	json json.RawMessage
+	date time.Time
+}
+
+// shapeRows marshals each row of items (rowOf shapes one item); an error is a row that cannot be written
+// as JSON, which fails the page.
+func shapeRows[T, R any](items []T, rowOf func(T) (R, time.Time)) ([]shapedRow, error) {
+	out := make([]shapedRow, len(items))
+	for i, it := range items {
+		r, d := rowOf(it)
+		raw, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = shapedRow{json: raw, date: d}
+	}
+	return out, nil
+}
+
+// joinRows is the rows of consecutive pages as one JSON array, in page order, and their dates.
+func joinRows(pgs []kiotviet.Page[shapedRow]) (json.RawMessage, []time.Time) {
+	size, n := 2, 0
+	for _, pg := range pgs {
+		n += len(pg.Items)
+		for _, r := range pg.Items {
+			size += len(r.json) + 1
+		}
+	}
+	raw := make([]byte, 0, size)
+	dates := make([]time.Time, 0, n)
+	raw = append(raw, '[')
+	for _, pg := range pgs {
+		for _, r := range pg.Items {
+			if len(dates) > 0 {
+				raw = append(raw, ',')
+			}
+			raw = append(raw, r.json...)
+			dates = append(dates, r.date)
+		}
+	}
+	return append(raw, ']'), dates
 }
 
 // takeBatch is the next call's pages: next (a page held back from the last call) or the next page to
@@ -503,14 +584,8 @@ func (r *run) listOptions(full bool, from time.Time) kiotviet.ListOptions {
 func (r *run) categories(ctx context.Context, st *StreamStats) error {
 	return pagedStream(ctx, r, string(vocab.StreamCategories), st, r.e.cfg.Store.ApplyCategories,
 		func(o kiotviet.ListOptions) *kiotviet.Pager[kiotviet.Category] { return r.client.Categories(o) },
-		func(items []kiotviet.Category) (any, []time.Time) {
-			flat := flatten(items)
-			rows := make([]categoryRow, len(flat))
-			dates := make([]time.Time, len(flat))
-			for i, c := range flat {
-				rows[i], dates[i] = categoryRowOf(c), c.ModifiedDate
-			}
-			return rows, dates
+		func(items []kiotviet.Category) ([]shapedRow, error) {
+			return shapeRows(flatten(items), func(c kiotviet.Category) (categoryRow, time.Time) { return categoryRowOf(c), c.ModifiedDate })
 		})
 }
 
@@ -536,13 +611,8 @@ func (r *run) listProducts(o kiotviet.ListOptions) *kiotviet.Pager[kiotviet.Prod
 
 func (r *run) products(ctx context.Context, st *StreamStats) error {
 	return pagedStream(ctx, r, string(vocab.StreamProducts), st, r.e.cfg.Store.ApplyProducts, r.listProducts,
-		func(items []kiotviet.Product) (any, []time.Time) {
-			rows := make([]productRow, len(items))
-			dates := make([]time.Time, len(items))
-			for i, p := range items {
-				rows[i], dates[i] = productRowOf(p), p.ModifiedDate
-			}
-			return rows, dates
+		func(items []kiotviet.Product) ([]shapedRow, error) {
+			return shapeRows(items, func(p kiotviet.Product) (productRow, time.Time) { return productRowOf(p), p.ModifiedDate })
 		})
 }
 
@@ -612,7 +682,7 @@ func (r *run) dropPrefetched() {
 func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamStats,
 	applyPage func(context.Context, store.Page) (store.Applied, error),
 	list func(kiotviet.ListOptions) *kiotviet.Pager[T],
-	shape func([]T) (rows any, dates []time.Time)) error {
+	shape func([]T) ([]shapedRow, error)) error {
 	ps, ok := r.ahead.(*pass[T])
 	if ok && r.aheadStream == stream {
 		r.ahead, r.aheadStream = nil, "" // planned and started while the stream before it ran
@@ -629,15 +699,8 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 	total, read, disturbed := 0, 0, false
 	// apply writes consecutive pages in one call (one transaction): their rows in page order, the removed
 	// ids of the first (writeBatches never puts removals after rows), and the cursor earned by the last.
-	apply := func(ctx context.Context, pgs []kiotviet.Page[T]) error {
-		items := pgs[0].Items
-		if len(pgs) > 1 {
-			items = nil
-			for _, pg := range pgs {
-				items = append(items, pg.Items...)
-			}
-		}
-		rows, dates := shape(items)
+	apply := func(ctx context.Context, pgs []kiotviet.Page[shapedRow]) error {
+		raw, dates := joinRows(pgs)
 		for _, d := range dates {
 			if !d.Before(started) {
 				disturbed = true // modified while this pass paged
@@ -646,10 +709,6 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 		removed := pgs[0].RemovedIDs
 		if len(removed) > 0 && full {
 			disturbed = true // only the catch-up of a full pass reports removals
-		}
-		raw, err := json.Marshal(rows)
-		if err != nil {
-			return err
 		}
 		a, err := applyPage(ctx, store.Page{RunID: r.id, CredentialID: r.req.CredentialID,
 			Rows: raw, RemovedIDs: removed, Cursor: cur.page(dates), Full: full})
@@ -675,19 +734,19 @@ func pagedStream[T any](ctx context.Context, r *run, stream string, st *StreamSt
 		// the next run's, as it would be for a catch-up read a moment later.
 		ps.catchUp = startReading(ctx, list(r.listOptions(false, started.Add(-r.e.cfg.Overlap))), batch, ps.main.read)
 	}
-	if err := writePages(ctx, ps.main, batch, apply); err != nil {
+	if err := writePages(ctx, ps.main, batch, shape, apply); err != nil {
 		return err
 	}
 	if !full {
 		if disturbed {
 			// once more over the same window: what a shift made the first pass skip is read now
-			if err := writeBatches(ctx, list(r.listOptions(false, from)), batch, apply); err != nil {
+			if err := writeBatches(ctx, list(r.listOptions(false, from)), batch, shape, apply); err != nil {
 				return err
 			}
 		}
 	} else {
 		mainTotal, mainRead := total, read
-		if err := writePages(ctx, ps.catchUp, batch, apply); err != nil {
+		if err := writePages(ctx, ps.catchUp, batch, shape, apply); err != nil {
 			return err
 		}
 		swept := false
