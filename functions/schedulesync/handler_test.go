@@ -4,23 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsync/kvsync/functions/schedulesync"
 	"github.com/kvsync/kvsync/internal/auth"
 	"github.com/kvsync/kvsync/internal/dispatch"
+	"github.com/kvsync/kvsync/internal/kiotvietfake"
 	"github.com/kvsync/kvsync/internal/store"
-	"github.com/kvsync/kvsync/internal/syncer"
+	"github.com/kvsync/kvsync/internal/synctest"
+	"github.com/kvsync/kvsync/internal/testdb"
 	"github.com/kvsync/kvsync/internal/vocab"
 	"github.com/kvsync/kvsync/internal/wire"
 )
@@ -31,69 +33,69 @@ const (
 	jwtSecret  = "super-secret-jwt-token-with-at-least-32-characters-long"
 )
 
-// fakeDB answers the two SQL functions a tick calls: no run to rescue, and due schedules claimed up to
-// the limit asked for, which it records.
-type fakeDB struct {
-	mu     sync.Mutex
-	due    int   // schedules due, each claimed once
-	limits []int // p_limit of every claim
-}
+// shops are the fake's shop names these tests schedule: each has one due categories schedule (kvsync
+// keeps one schedule of a type per shop). ghostShop is not a shop the fake serves: its client id and
+// secret are right, so it gets a token, and every API call answers 401 "Retailer không hợp lệ", as
+// KiotViet does for a mistyped shop name: its runs fail.
+var shops = []string{"shop-b", "shop-c", "shop-d", "shop-e"}
 
-func (f *fakeDB) Call(_ context.Context, fn string, args []store.Arg, _ bool) (json.RawMessage, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	switch fn {
-	case "kiotviet_rescue_expired":
-		return json.RawMessage(`[]`), nil
-	case "kiotviet_claim_due":
-		limit := 0
-		for _, a := range args {
-			if a.Name == "p_limit" {
-				limit = a.Value.(int)
-			}
-		}
-		f.limits = append(f.limits, limit)
-		claims := []store.Claim{}
-		for ; f.due > 0 && len(claims) < limit; f.due-- {
-			n := f.due
-			claims = append(claims, store.Claim{RunID: fmt.Sprintf("00000000-0000-4000-8000-%012d", n),
-				ScheduleID: fmt.Sprintf("10000000-0000-4000-8000-%012d", n), CredentialID: "c0000000-0000-4000-8000-000000000001",
-				SyncType: vocab.Inventory, SlotAt: time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)})
-		}
-		return json.Marshal(claims)
-	}
-	return nil, fmt.Errorf("unexpected call of %s", fn)
-}
-
-// runner ends each claimed run at once: the run whose id ends in 1 failed, the others succeeded.
-type runner struct{}
-
-func (runner) RunClaimed(_ context.Context, c store.Claim) (syncer.Result, error) {
-	if strings.HasSuffix(c.RunID, "1") {
-		return syncer.Result{RunID: c.RunID, Status: vocab.Failed, Error: "KiotViet answered 503"}, nil
-	}
-	return syncer.Result{RunID: c.RunID, Status: vocab.Success, Records: 7}, nil
-}
+const ghostShop = "ghost-shop"
 
 type bundle struct {
 	srv *httptest.Server
-	db  *fakeDB
+	db  *pgxpool.Pool
 	d   *dispatch.Dispatcher
 }
 
-// setup serves the handler over a real dispatcher (pool of 4) and a real authenticator; the database
-// and the engine are stand-ins, so these tests are about the handler alone: decode, authorize, call,
-// encode.
-func setup(t *testing.T, due int) *bundle {
+// setup serves the handler over the real parts: a database of the test's own, a dispatcher (pool of 4)
+// running the engine against the fake KiotViet, and the authenticator; good shops have a due schedule
+// each, and with ghost one more shop whose runs fail.
+func setup(t *testing.T, good int, ghost bool) *bundle {
 	t.Helper()
-	db := &fakeDB{due: due}
-	d := dispatch.New(dispatch.Config{Store: store.New(db), Runner: runner{}, Concurrency: 4})
+	db := testdb.DB(t)
+	s := synctest.NewStack(t, db, synctest.StackOptions{MaxAttempts: 1, NoBackoff: true,
+		Fake: kiotvietfake.Options{Products: 20, Branches: 1, Seed: 5, RateLimitPerHour: -1, OtherRetailers: shops}})
+	ctx := context.Background()
+	names := slices.Clone(shops[:good])
+	if ghost {
+		names = append(names, ghostShop)
+	}
+	for _, name := range names {
+		c := s.Fake.Credentials()
+		c.Retailer = name
+		credID, err := synctest.SaveCredential(ctx, s.Store, s.Keys, c)
+		require.NoError(t, err)
+		id, err := s.Store.UpsertSchedule(ctx, store.Schedule{CredentialID: credID, SyncType: string(vocab.Categories), Frequency: "hourly", Enabled: true})
+		require.NoError(t, err)
+		// due on its own grid: the slot a minute ago, the one before it a period earlier
+		_, err = db.Exec(ctx, `update kiotviet_sync_schedules set next_run_at = now() - interval '1 minute',
+			last_slot_at = now() - interval '1 minute' - public.kiotviet_schedule_interval(frequency, custom_interval_hours) where id = $1`, id)
+		require.NoError(t, err)
+	}
+	d := dispatch.New(dispatch.Config{Store: s.Store, Runner: s.Engine, Worker: "handler-test", Concurrency: 4})
 	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
 	authn, err := auth.New(auth.Config{CronSecret: cronSecret, ServiceKeys: []string{serviceKey}, JWTSecret: jwtSecret})
 	require.NoError(t, err)
 	srv := httptest.NewServer(schedulesync.Handler(d, authn, nil))
 	t.Cleanup(srv.Close)
 	return &bundle{srv: srv, db: db, d: d}
+}
+
+// claimed counts the scheduled runs claimed so far (each claim writes its run row).
+func (b *bundle) claimed(t *testing.T) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.db.QueryRow(context.Background(), `select count(*) from kiotviet_sync_logs where trigger = 'cron'`).Scan(&n))
+	return n
+}
+
+// unclaimed counts the due schedules no run was claimed for.
+func (b *bundle) unclaimed(t *testing.T) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.db.QueryRow(context.Background(), `select count(*) from kiotviet_sync_schedules s
+		where s.next_run_at <= now() and not exists (select from kiotviet_sync_logs l where l.schedule_id = s.id)`).Scan(&n))
+	return n
 }
 
 func (b *bundle) post(t *testing.T, bearer, body string) (int, []byte) {
@@ -141,7 +143,7 @@ func TestDispatchCallers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, 1)
+			b := setup(t, 1, false)
 			status, raw := b.post(t, tc.bearer, `{}`)
 			assert.Equal(t, tc.status, status, string(raw))
 			if status != http.StatusAccepted {
@@ -149,7 +151,8 @@ func TestDispatchCallers(t *testing.T) {
 				require.NoError(t, json.Unmarshal(raw, &e))
 				assert.False(t, e.Success)
 				assert.NotEmpty(t, e.Error)
-				assert.Empty(t, b.db.limits, "a refused caller claims nothing")
+				assert.Zero(t, b.claimed(t), "a refused caller claims nothing")
+				assert.Equal(t, 1, b.unclaimed(t))
 			}
 		})
 	}
@@ -158,7 +161,7 @@ func TestDispatchCallers(t *testing.T) {
 // Bodies the handler refuses, each with a 4xx that says why, before any claim.
 func TestDispatchBadRequests(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 1)
+	b := setup(t, 1, false)
 	for _, tc := range []struct {
 		name, body string
 		status     int
@@ -178,14 +181,14 @@ func TestDispatchBadRequests(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
-	assert.Empty(t, b.db.limits, "nothing was claimed")
+	assert.Zero(t, b.claimed(t), "nothing was claimed")
 }
 
 // Without wait: 202 at once with what was claimed, in the wire type the clients decode; the limit asked
 // for reaches the claim.
 func TestDispatchAccepted(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 3)
+	b := setup(t, 3, false)
 	status, raw := b.post(t, cronSecret, `{"limit":2}`)
 	require.Equal(t, http.StatusAccepted, status, string(raw))
 	var out wire.DispatchAccepted
@@ -195,16 +198,18 @@ func TestDispatchAccepted(t *testing.T) {
 	require.Len(t, out.Runs, 2)
 	for _, r := range out.Runs {
 		assert.NotEmpty(t, r.RunID)
-		assert.Equal(t, vocab.Inventory, r.SyncType)
+		assert.Equal(t, vocab.Categories, r.SyncType)
 		assert.Empty(t, r.Status, "without wait the runs' outcomes are not in the reply")
 	}
-	assert.Equal(t, []int{2}, b.db.limits)
+	assert.Equal(t, 2, b.claimed(t), "the limit reached the claim")
+	assert.Equal(t, 1, b.unclaimed(t), "the third schedule waits for the next tick")
 }
 
-// With wait: 200 after the claimed runs ended, in the earlier system's shape, each run with its outcome.
+// With wait: 200 after the claimed runs ended, in the earlier system's shape, each run with its outcome
+// as its run row in the database has it.
 func TestDispatchWaitReportsEachRun(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 2)
+	b := setup(t, 1, true)
 	status, raw := b.post(t, serviceKey, `{"wait":true}`)
 	require.Equal(t, http.StatusOK, status, string(raw))
 	var out wire.DispatchDone
@@ -218,20 +223,39 @@ func TestDispatchWaitReportsEachRun(t *testing.T) {
 		got[r.Status]++
 		require.NotNil(t, r.Error)
 		require.NotNil(t, r.Records)
+		var status vocab.Status
+		var logErr *string
+		require.NoError(t, b.db.QueryRow(context.Background(), `select status, error_message from kiotviet_sync_logs where id = $1`, r.RunID).Scan(&status, &logErr))
+		assert.Equal(t, status, r.Status, "the reply says what the run row says")
 		if r.Status == vocab.Failed {
-			assert.Equal(t, "KiotViet answered 503", *r.Error)
+			require.NotNil(t, logErr)
+			assert.Equal(t, *logErr, *r.Error)
+			assert.Contains(t, *r.Error, "401")
 		}
 	}
 	assert.Equal(t, map[vocab.Status]int{vocab.Success: 1, vocab.Failed: 1}, got)
-	assert.Equal(t, []int{4}, b.db.limits, "no limit: the pool's free slots")
+}
+
+// No limit: the dispatcher claims as many as its pool has free slots (4 of 5 due), the rest wait.
+func TestDispatchClaimsThePoolsFreeSlots(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 4, true)
+	status, raw := b.post(t, cronSecret, `{}`)
+	require.Equal(t, http.StatusAccepted, status, string(raw))
+	var out wire.DispatchAccepted
+	require.NoError(t, json.Unmarshal(raw, &out))
+	assert.Equal(t, 4, out.Claimed)
+	assert.Equal(t, 4, b.claimed(t))
+	assert.Equal(t, 1, b.unclaimed(t))
 }
 
 // A dispatcher that is shutting down answers 503, so pg_cron's next tick (or another replica) claims.
 func TestDispatchWhileShuttingDown(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 1)
+	b := setup(t, 1, false)
 	require.NoError(t, b.d.Shutdown(context.Background()))
 	status, raw := b.post(t, cronSecret, `{}`)
 	assert.Equal(t, http.StatusServiceUnavailable, status, string(raw))
-	assert.Empty(t, b.db.limits)
+	assert.Zero(t, b.claimed(t))
+	assert.Equal(t, 1, b.unclaimed(t))
 }
