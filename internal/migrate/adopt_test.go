@@ -25,11 +25,8 @@ import (
 // The adoption test needs a database that has never seen kvsync's migrations, and pg_cron ties a
 // cluster to its one database "postgres"; so it starts a throwaway cluster of its own, apart from the
 // development (54329) and test clusters, and deletes it at the end. make test passes a free port in
-// KVSYNC_ADOPT_DB_PORT; 54388 otherwise.
-const (
-	defaultAdoptPort = "54388"
-	adoptDir         = ".local/pg-adopt"
-)
+// KVSYNC_ADOPT_DB_PORT; testdb.CheckoutPort(2) otherwise.
+const adoptDir = ".local/pg-adopt"
 
 // eraCluster starts a fresh cluster with the Supabase stand-ins, loads the earlier system's database
 // (supabase/fixtures/seed_era.sql) and returns a connection to it. Another `go test` using the same
@@ -48,7 +45,7 @@ func eraCluster(t *testing.T) *pgx.Conn {
 
 	dbsh := func(arg string) (string, error) {
 		cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "db.sh"), arg)
-		cmd.Env = append(os.Environ(), "KVSYNC_DB_PORT="+cmp.Or(os.Getenv("KVSYNC_ADOPT_DB_PORT"), defaultAdoptPort), "KVSYNC_DB_DIR="+adoptDir)
+		cmd.Env = append(os.Environ(), "KVSYNC_DB_PORT="+cmp.Or(os.Getenv("KVSYNC_ADOPT_DB_PORT"), testdb.CheckoutPort(2)), "KVSYNC_DB_DIR="+adoptDir)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()

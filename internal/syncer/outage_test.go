@@ -34,10 +34,8 @@ import (
 
 // The outage test stops and starts a database under a running sync, so it has a throwaway cluster of its
 // own (never the shared test cluster). make test passes a free port in KVSYNC_OUTAGE_DB_PORT.
-const (
-	defaultOutagePort = "54389"
-	outageDir         = ".local/pg-outage"
-)
+// Without it, the port is testdb.CheckoutPort(1).
+const outageDir = ".local/pg-outage"
 
 type outageCluster struct {
 	t    *testing.T
@@ -47,7 +45,7 @@ type outageCluster struct {
 
 func (c *outageCluster) dbsh(arg string) error {
 	cmd := exec.Command(filepath.Join(c.root, "scripts", "db.sh"), arg)
-	cmd.Env = append(os.Environ(), "KVSYNC_DB_PORT="+cmp.Or(os.Getenv("KVSYNC_OUTAGE_DB_PORT"), defaultOutagePort),
+	cmd.Env = append(os.Environ(), "KVSYNC_DB_PORT="+cmp.Or(os.Getenv("KVSYNC_OUTAGE_DB_PORT"), testdb.CheckoutPort(1)),
 		"KVSYNC_DB_DIR="+outageDir)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -17,10 +17,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,13 +36,26 @@ import (
 	"github.com/kvsync/kvsync/supabase"
 )
 
-// Port and folder of the cluster tests start when TEST_DATABASE_URL is unset: apart from the development
-// cluster (scripts/db.sh's defaults), so tests never touch a developer's data. KVSYNC_TEST_DB_PORT
-// picks another port (make test sets TEST_DATABASE_URL to a cluster on a free port instead).
-const (
-	defaultTestPort = "54339"
-	testDir         = ".local/pg-test"
-)
+// Folder of the cluster tests start when TEST_DATABASE_URL is unset; its port is CheckoutPort(0), apart
+// from the development cluster (scripts/db.sh's default 54329), so tests never touch a developer's data.
+// KVSYNC_TEST_DB_PORT picks another port (make test sets TEST_DATABASE_URL to a cluster on a free port
+// instead).
+const testDir = ".local/pg-test"
+
+// CheckoutPort is the port of the n-th cluster a plain `go test` (without make test's free ports)
+// starts for this checkout: derived from the checkout's folder, in 61000–64999 (above Linux's ephemeral
+// range, and apart from scripts/ports.sh's 20000–31999), so two checkouts' plain `go test` runs on one
+// machine start clusters of their own instead of failing on one fixed port. n is 0 for the shared test
+// cluster, 1 and 2 for the throwaway ones of the outage and adoption tests.
+func CheckoutPort(n int) string {
+	root, err := RepoRoot()
+	if err != nil {
+		root = "."
+	}
+	h := fnv.New32a()
+	h.Write([]byte(root))
+	return strconv.Itoa(61000 + int(h.Sum32()%1300)*3 + n)
+}
 
 // Template is the database DB clones, made by `scripts/db.sh template` from the migrated shared
 // database, emptied of rows and labelled with its migrations (see templateCurrent).
@@ -94,7 +109,7 @@ func prepare(c *cluster) error {
 		if err != nil {
 			return err
 		}
-		port := cmp.Or(os.Getenv("KVSYNC_TEST_DB_PORT"), defaultTestPort)
+		port := cmp.Or(os.Getenv("KVSYNC_TEST_DB_PORT"), CheckoutPort(0))
 		unlock, err := lockFile(filepath.Join(root, ".local", "testdb-"+port+".lock"))
 		if err != nil {
 			return err
