@@ -19,11 +19,13 @@ port_base() {
 _port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 pick_port() {
-  local p=$2
-  while [[ $_ports_given == *" $p "* ]] || _port_in_use "$p"; do
-    p=$((p + 1))
-    [ "$p" -lt 65000 ] || { echo "ports.sh: no free port from $2 up" >&2; return 1; }
+  # _pick_port_p, not p: a local of a common name would hide a caller's variable of that name, and
+  # printf -v would then set the local (pick_port p 5432 would set nothing the caller sees).
+  local _pick_port_p=$2
+  while [[ $_ports_given == *" $_pick_port_p "* ]] || _port_in_use "$_pick_port_p"; do
+    _pick_port_p=$((_pick_port_p + 1))
+    [ "$_pick_port_p" -lt 65000 ] || { echo "ports.sh: no free port from $2 up" >&2; return 1; }
   done
-  _ports_given="$_ports_given$p "
-  printf -v "$1" '%s' "$p"
+  _ports_given="$_ports_given$_pick_port_p "
+  printf -v "$1" '%s' "$_pick_port_p"
 }
