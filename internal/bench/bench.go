@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -284,12 +283,8 @@ func runGroup(ctx context.Context, cfg Config, pool *pgxpool.Pool, g groupSpec, 
 	if g.latency > 0 {
 		limit = 0
 	}
-	// The shop's clock runs ahead an hour before each incremental run's changes (see below), as if the
-	// runs were an hour apart.
-	var ahead atomic.Int64
 	fake := kiotvietfake.New(kiotvietfake.Options{Products: g.products, Branches: cfg.Branches, Categories: 40, Seed: cfg.Seed,
-		RateLimitPerHour: limit, Faults: kiotvietfake.Faults{Latency: g.latency},
-		Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
+		RateLimitPerHour: limit, Faults: kiotvietfake.Faults{Latency: g.latency}})
 	url, stop, err := serveFake(fake)
 	if err != nil {
 		return nil, err
@@ -394,11 +389,7 @@ func runGroup(ctx context.Context, cfg Config, pool *pgxpool.Pool, g groupSpec, 
 	kvInc := &series{system: KindKvsync, scenario: "incremental", name: fmt.Sprintf("kvsync: incremental (%s changed, %s deleted)", thousands(k), thousands(d)), changed: k, deleted: d}
 	kvNone := &series{system: KindKvsync, scenario: "unchanged", name: "kvsync: re-sync, nothing changed"}
 	for range cfg.Runs {
-		// An hour of a shop's changes between two hourly runs, spread over the hour: the next run re-reads
-		// only those of the overlap window's last minutes, as a real shop's would. (Made at one instant,
-		// every change would be in the window and each run would re-read all of the last run's.)
-		ahead.Add(int64(time.Hour))
-		changed := len(fake.ChangeProductsOver(k, time.Hour))
+		changed := len(fake.ChangeProducts(k))
 		deleted := len(fake.DeleteProducts(d))
 		products -= deleted
 		kvInc.changed, kvInc.deleted = changed, deleted
