@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -283,8 +284,14 @@ func runGroup(ctx context.Context, cfg Config, pool *pgxpool.Pool, g groupSpec, 
 	if g.latency > 0 {
 		limit = 0
 	}
+	// The shop's clock starts a day behind kvsync's and moves an hour ahead before each incremental run's
+	// changes (see below), as if the runs were an hour apart. Behind, never ahead: a change dated after a
+	// pass started is one the pass's catch-up read must read again, which would count every change twice.
+	var ahead atomic.Int64
+	ahead.Store(int64(-24 * time.Hour))
 	fake := kiotvietfake.New(kiotvietfake.Options{Products: g.products, Branches: cfg.Branches, Categories: 40, Seed: cfg.Seed,
-		RateLimitPerHour: limit, Faults: kiotvietfake.Faults{Latency: g.latency}})
+		RateLimitPerHour: limit, Faults: kiotvietfake.Faults{Latency: g.latency},
+		Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
 	url, stop, err := serveFake(fake)
 	if err != nil {
 		return nil, err
@@ -389,7 +396,11 @@ func runGroup(ctx context.Context, cfg Config, pool *pgxpool.Pool, g groupSpec, 
 	kvInc := &series{system: KindKvsync, scenario: "incremental", name: fmt.Sprintf("kvsync: incremental (%s changed, %s deleted)", thousands(k), thousands(d)), changed: k, deleted: d}
 	kvNone := &series{system: KindKvsync, scenario: "unchanged", name: "kvsync: re-sync, nothing changed"}
 	for range cfg.Runs {
-		changed := len(fake.ChangeProducts(k))
+		// An hour of a shop's changes between two hourly runs, spread over the hour: the next run re-reads
+		// only those of the overlap window's last minutes, as a real shop's would. (Made at one instant,
+		// every change would be in the window and each run would re-read all of the last run's.)
+		ahead.Add(int64(time.Hour))
+		changed := len(fake.ChangeProductsOver(k, time.Hour))
 		deleted := len(fake.DeleteProducts(d))
 		products -= deleted
 		kvInc.changed, kvInc.deleted = changed, deleted

@@ -373,6 +373,27 @@ func (s *Server) attributesLocked() []Attribute {
 	return out
 }
 
+// ChangeProductsOver changes k products as ChangeProducts does, with their modified dates spread evenly
+// over the span before now (never before the newest date already given): the changes of an hour between
+// two scheduled runs, instead of all at one instant. Only the changes of the last few minutes before a
+// run's cursor are then in its next run's overlap window, as in a shop whose staff edit all day.
+func (s *Server) ChangeProductsOver(k int, span time.Duration) []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := s.pickProductsLocked(k)
+	end := s.changeTime()
+	start := end.Add(-span)
+	if n := len(s.byMod); n > 0 && s.byMod[n-1].ModifiedDate.After(start) {
+		start = s.byMod[n-1].ModifiedDate
+	}
+	for i, id := range ids {
+		s.changeLocked(s.products[id], rowTime(start.Add(end.Sub(start)*time.Duration(i+1)/time.Duration(len(ids)))))
+	}
+	s.reindexLocked()
+	s.webhookProductsLocked(ids)
+	return ids
+}
+
 // ChangeProducts edits k random products (price, name or description) and
 // moves their modified date to now. It returns the changed ids.
 func (s *Server) ChangeProducts(k int) []int64 {

@@ -201,3 +201,44 @@ func BenchmarkPageThrough100k(b *testing.B) {
 		}
 	}
 }
+
+// ChangeProductsOver spreads an hour's changes over the hour: each changed product's date lies in the
+// hour before the clock, after every earlier date, and only a twelfth of them in its last 5 minutes.
+func TestChangeProductsOverSpreadsTheDates(t *testing.T) {
+	now := fixedNow()
+	s := New(Options{Products: 600, Seed: 3, Now: func() time.Time { return now }})
+	newest := func(c Catalogue) time.Time {
+		var m time.Time
+		for _, p := range c.Products {
+			if p.ModifiedDate.After(m) {
+				m = p.ModifiedDate
+			}
+		}
+		return m
+	}
+	before := newest(s.Snapshot())
+	now = now.Add(time.Hour)
+	ids := s.ChangeProductsOver(120, time.Hour)
+	if len(ids) != 120 {
+		t.Fatalf("changed %d products, want 120", len(ids))
+	}
+	changed := map[int64]bool{}
+	for _, id := range ids {
+		changed[id] = true
+	}
+	lastMinutes := 0
+	for _, p := range s.Snapshot().Products {
+		if !changed[p.ID] {
+			continue
+		}
+		if !p.ModifiedDate.After(before) || p.ModifiedDate.After(now) {
+			t.Errorf("product %d modified %s, want in (%s, %s]", p.ID, p.ModifiedDate, before, now)
+		}
+		if p.ModifiedDate.After(now.Add(-5 * time.Minute)) {
+			lastMinutes++
+		}
+	}
+	if lastMinutes < 8 || lastMinutes > 12 {
+		t.Errorf("%d of 120 changes in the last 5 minutes, want about 10", lastMinutes)
+	}
+}
