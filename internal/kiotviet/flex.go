@@ -9,7 +9,37 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
+
+// plainString is the text of the JSON string b when it has no escape and nothing encoding/json would
+// change (a control character, invalid UTF-8): most strings KiotViet sends, taken without a second
+// decode. b has been validated by the decode that handed it over.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	in := b[1 : len(b)-1]
+	for _, c := range in {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return "", false
+		}
+	}
+	if !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
+}
+
+// unquote is the text of the JSON string b.
+func unquote(b []byte) (string, error) {
+	if s, ok := plainString(b); ok {
+		return s, nil
+	}
+	var s string
+	err := json.Unmarshal(b, &s)
+	return s, err
+}
 
 // The flex* types decode one JSON leaf the way KiotViet's data needs:
 // null and absent are "not set", numbers may arrive as strings, and a value
@@ -29,7 +59,8 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	}
 	s := string(b)
 	if b[0] == '"' {
-		if err := json.Unmarshal(b, &s); err != nil {
+		var err error
+		if s, err = unquote(b); err != nil {
 			return err
 		}
 		s = strings.TrimSpace(s)
@@ -62,7 +93,8 @@ func (f *flexFloat) UnmarshalJSON(b []byte) error {
 	}
 	s := string(b)
 	if b[0] == '"' {
-		if err := json.Unmarshal(b, &s); err != nil {
+		var err error
+		if s, err = unquote(b); err != nil {
 			return err
 		}
 		s = strings.TrimSpace(s)
@@ -88,7 +120,8 @@ func (f *flexBool) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	s := string(b)
 	if len(b) > 0 && b[0] == '"' {
-		if err := json.Unmarshal(b, &s); err != nil {
+		var err error
+		if s, err = unquote(b); err != nil {
 			return err
 		}
 	}
@@ -116,7 +149,9 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	}
 	switch b[0] {
 	case '"':
-		return json.Unmarshal(b, &f.V)
+		var err error
+		f.V, err = unquote(b)
+		return err
 	case '{', '[':
 		return errors.New("not a string")
 	}
@@ -137,8 +172,8 @@ func (f *flexTime) UnmarshalJSON(b []byte) error {
 	if b[0] != '"' {
 		return errors.New("date is not a string")
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, err := unquote(b)
+	if err != nil {
 		return err
 	}
 	t, err := ParseTime(s)

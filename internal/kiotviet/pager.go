@@ -161,17 +161,29 @@ func decodePage[T any](body []byte) (pg Page[T], hasTotal bool, serverPageSize i
 	if len(body) == 0 || body[0] != '{' {
 		return pg, false, 0, fmt.Errorf("list reply is not a JSON object")
 	}
+	if _, ok := any(pg).(Page[Product]); ok {
+		// products in their wire form, converted after: the page is scanned once (productWire says why)
+		var env envelope[productWire]
+		if err := json.Unmarshal(body, &env); err != nil {
+			return pg, false, 0, err
+		}
+		pp := pageOf(&env, each(env.Data, (*productWire).product))
+		return any(pp).(Page[T]), env.Total.Set, int(env.PageSize.V), nil
+	}
 	var env envelope[T]
 	if err := json.Unmarshal(body, &env); err != nil {
 		return pg, false, 0, err
 	}
-	pg.Items = env.Data
-	pg.Total = int(max(env.Total.V, 0))
-	pg.Timestamp = env.Timestamp.V
+	return pageOf(&env, env.Data), env.Total.Set, int(env.PageSize.V), nil
+}
+
+// pageOf is the reply as a Page of items (its data, decoded).
+func pageOf[W, T any](env *envelope[W], items []T) Page[T] {
+	pg := Page[T]{Items: items, Total: int(max(env.Total.V, 0)), Timestamp: env.Timestamp.V}
 	for _, ids := range []flexIDs{env.RemovedIDs, env.RemoveIDs, env.RemoveID} {
 		pg.RemovedIDs = append(pg.RemovedIDs, ids...)
 	}
-	return pg, env.Total.Set, int(env.PageSize.V), nil
+	return pg
 }
 
 // Pager walks a list endpoint page by page with offset paging:

@@ -73,17 +73,24 @@ type ProductAttribute struct {
 	AttributeValue string `json:"attributeValue"`
 }
 
+// attributeWire is a product attribute as KiotViet sends it.
+type attributeWire struct {
+	ProductID      flexInt    `json:"productId"`
+	AttributeName  flexString `json:"attributeName"`
+	AttributeValue flexString `json:"attributeValue"`
+}
+
+func (w *attributeWire) attribute() ProductAttribute {
+	return ProductAttribute{ProductID: w.ProductID.V, AttributeName: w.AttributeName.V, AttributeValue: w.AttributeValue.V}
+}
+
 // UnmarshalJSON decodes an attribute tolerantly.
 func (a *ProductAttribute) UnmarshalJSON(b []byte) error {
-	var w struct {
-		ProductID      flexInt    `json:"productId"`
-		AttributeName  flexString `json:"attributeName"`
-		AttributeValue flexString `json:"attributeValue"`
-	}
+	var w attributeWire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*a = ProductAttribute{ProductID: w.ProductID.V, AttributeName: w.AttributeName.V, AttributeValue: w.AttributeValue.V}
+	*a = w.attribute()
 	return nil
 }
 
@@ -99,22 +106,29 @@ type ProductUnit struct {
 	BasePrice       float64 `json:"basePrice"`
 }
 
+// unitWire is a product unit as KiotViet sends it.
+type unitWire struct {
+	ID              flexInt    `json:"id"`
+	Code            flexString `json:"code"`
+	Name            flexString `json:"name"`
+	FullName        flexString `json:"fullName"`
+	Unit            flexString `json:"unit"`
+	ConversionValue flexFloat  `json:"conversionValue"`
+	BasePrice       flexFloat  `json:"basePrice"`
+}
+
+func (w *unitWire) unit() ProductUnit {
+	return ProductUnit{ID: w.ID.V, Code: w.Code.V, Name: w.Name.V, FullName: w.FullName.V, Unit: w.Unit.V,
+		ConversionValue: w.ConversionValue.V, BasePrice: w.BasePrice.V}
+}
+
 // UnmarshalJSON decodes a unit tolerantly.
 func (u *ProductUnit) UnmarshalJSON(b []byte) error {
-	var w struct {
-		ID              flexInt    `json:"id"`
-		Code            flexString `json:"code"`
-		Name            flexString `json:"name"`
-		FullName        flexString `json:"fullName"`
-		Unit            flexString `json:"unit"`
-		ConversionValue flexFloat  `json:"conversionValue"`
-		BasePrice       flexFloat  `json:"basePrice"`
-	}
+	var w unitWire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*u = ProductUnit{ID: w.ID.V, Code: w.Code.V, Name: w.Name.V, FullName: w.FullName.V, Unit: w.Unit.V,
-		ConversionValue: w.ConversionValue.V, BasePrice: w.BasePrice.V}
+	*u = w.unit()
 	return nil
 }
 
@@ -138,30 +152,28 @@ type ProductInventory struct {
 	IsActive       bool    `json:"isActive"`
 }
 
-// UnmarshalJSON decodes an inventory entry tolerantly (onhand and onHand
-// both work because field names match in any case).
-func (v *ProductInventory) UnmarshalJSON(b []byte) error {
-	var w struct {
-		ProductID      flexInt    `json:"productId"`
-		ProductCode    flexString `json:"productCode"`
-		ProductName    flexString `json:"productName"`
-		BranchID       flexInt    `json:"branchId"`
-		BranchName     flexString `json:"branchName"`
-		Cost           flexFloat  `json:"cost"`
-		OnHand         flexFloat  `json:"onHand"`
-		Reserved       flexFloat  `json:"reserved"`
-		ActualReserved flexFloat  `json:"actualReserved"`
-		OnOrder        flexFloat  `json:"onOrder"`
-		MinQuantity    flexFloat  `json:"minQuantity"`
-		MaxQuantity    flexFloat  `json:"maxQuantity"`
-		MinQuality     flexFloat  `json:"minQuality"`
-		MaxQuality     flexFloat  `json:"maxQuality"`
-		IsActive       flexBool   `json:"isActive"`
-	}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	*v = ProductInventory{
+// inventoryWire is a stock entry as KiotViet sends it (onhand and onHand
+// both decode, because field names match in any case).
+type inventoryWire struct {
+	ProductID      flexInt    `json:"productId"`
+	ProductCode    flexString `json:"productCode"`
+	ProductName    flexString `json:"productName"`
+	BranchID       flexInt    `json:"branchId"`
+	BranchName     flexString `json:"branchName"`
+	Cost           flexFloat  `json:"cost"`
+	OnHand         flexFloat  `json:"onHand"`
+	Reserved       flexFloat  `json:"reserved"`
+	ActualReserved flexFloat  `json:"actualReserved"`
+	OnOrder        flexFloat  `json:"onOrder"`
+	MinQuantity    flexFloat  `json:"minQuantity"`
+	MaxQuantity    flexFloat  `json:"maxQuantity"`
+	MinQuality     flexFloat  `json:"minQuality"`
+	MaxQuality     flexFloat  `json:"maxQuality"`
+	IsActive       flexBool   `json:"isActive"`
+}
+
+func (w *inventoryWire) inventory() ProductInventory {
+	return ProductInventory{
 		ProductID: w.ProductID.V, ProductCode: w.ProductCode.V, ProductName: w.ProductName.V,
 		BranchID: w.BranchID.V, BranchName: w.BranchName.V,
 		Cost: w.Cost.V, OnHand: w.OnHand.V, Reserved: w.Reserved.V, ActualReserved: w.ActualReserved.V,
@@ -170,7 +182,28 @@ func (v *ProductInventory) UnmarshalJSON(b []byte) error {
 		MaxQuantity: pickFloat(w.MaxQuantity, w.MaxQuality),
 		IsActive:    !w.IsActive.Set || w.IsActive.V,
 	}
+}
+
+// UnmarshalJSON decodes an inventory entry tolerantly.
+func (v *ProductInventory) UnmarshalJSON(b []byte) error {
+	var w inventoryWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*v = w.inventory()
 	return nil
+}
+
+// each converts decoded wire entries (nil stays nil).
+func each[W, T any](ws []W, conv func(*W) T) []T {
+	if ws == nil {
+		return nil
+	}
+	out := make([]T, len(ws))
+	for i := range ws {
+		out[i] = conv(&ws[i])
+	}
+	return out
 }
 
 // Product is one product row. Variants and unit conversions are rows of
@@ -234,57 +267,68 @@ const DeletedCodeSuffix = "{DEL}"
 // Deleted reports whether KiotViet renamed the product's code as deleted.
 func (p Product) Deleted() bool { return strings.HasSuffix(p.Code, DeletedCodeSuffix) }
 
+// productWire is a product as KiotViet sends it, REST or webhook shape. A list page decodes its
+// products straight into this form (decodePage): encoding/json validates the bytes it hands an
+// UnmarshalJSON method, so a product decoded through Product's method, its branches, units and
+// attributes through theirs, would have each byte of a page scanned three or four times over.
+type productWire struct {
+	ID                   flexInt         `json:"id"`
+	Code                 flexString      `json:"code"`
+	BarCode              flexString      `json:"barCode"`
+	RetailerID           flexInt         `json:"retailerId"`
+	Name                 flexString      `json:"name"`
+	FullName             flexString      `json:"fullName"`
+	Description          flexString      `json:"description"`
+	OrderTemplate        flexString      `json:"orderTemplate"`
+	CategoryID           flexInt         `json:"categoryId"`
+	CategoryName         flexString      `json:"categoryName"`
+	TradeMarkID          flexInt         `json:"tradeMarkId"`
+	TradeMarkName        flexString      `json:"tradeMarkName"`
+	MasterProductID      flexInt         `json:"masterProductId"`
+	MasterUnitID         flexInt         `json:"masterUnitId"`
+	MasterCode           flexString      `json:"masterCode"`
+	Unit                 flexString      `json:"unit"`
+	ConversionValue      flexFloat       `json:"conversionValue"`
+	BasePrice            flexFloat       `json:"basePrice"`
+	Weight               flexFloat       `json:"weight"`
+	MinQuantity          flexFloat       `json:"minQuantity"`
+	MaxQuantity          flexFloat       `json:"maxQuantity"`
+	HasVariants          flexBool        `json:"hasVariants"`
+	AllowsSale           flexBool        `json:"allowsSale"`
+	IsActive             flexBool        `json:"isActive"`
+	IsRewardPoint        flexBool        `json:"isRewardPoint"`
+	IsLotSerialControl   flexBool        `json:"isLotSerialControl"`
+	IsBatchExpireControl flexBool        `json:"isBatchExpireControl"`
+	Type                 flexInt         `json:"type"`
+	Images               images          `json:"images"`
+	Attributes           []attributeWire `json:"attributes"`
+	Units                []unitWire      `json:"units"`
+	Inventories          []inventoryWire `json:"inventories"`
+	PriceBooks           rawArray        `json:"priceBooks"`
+	ProductFormulas      rawArray        `json:"productFormulas"`
+	ProductSerials       rawArray        `json:"productSerials"`
+	Serials              rawArray        `json:"serials"`
+	ProductBatchExpires  rawArray        `json:"productBatchExpires"`
+	ProductWarranties    rawArray        `json:"productWarranties"`
+	ProductShelves       rawArray        `json:"productShelves"`
+	TaxType              flexString      `json:"taxType"`
+	TaxRate              flexFloat       `json:"taxRate"`
+	TaxRateDirect        flexFloat       `json:"taxRateDirect"`
+	ModifiedDate         flexTime        `json:"modifiedDate"`
+	CreatedDate          flexTime        `json:"createdDate"`
+}
+
 // UnmarshalJSON decodes a product from the REST or the webhook shape.
 func (p *Product) UnmarshalJSON(b []byte) error {
-	var w struct {
-		ID                   flexInt            `json:"id"`
-		Code                 flexString         `json:"code"`
-		BarCode              flexString         `json:"barCode"`
-		RetailerID           flexInt            `json:"retailerId"`
-		Name                 flexString         `json:"name"`
-		FullName             flexString         `json:"fullName"`
-		Description          flexString         `json:"description"`
-		OrderTemplate        flexString         `json:"orderTemplate"`
-		CategoryID           flexInt            `json:"categoryId"`
-		CategoryName         flexString         `json:"categoryName"`
-		TradeMarkID          flexInt            `json:"tradeMarkId"`
-		TradeMarkName        flexString         `json:"tradeMarkName"`
-		MasterProductID      flexInt            `json:"masterProductId"`
-		MasterUnitID         flexInt            `json:"masterUnitId"`
-		MasterCode           flexString         `json:"masterCode"`
-		Unit                 flexString         `json:"unit"`
-		ConversionValue      flexFloat          `json:"conversionValue"`
-		BasePrice            flexFloat          `json:"basePrice"`
-		Weight               flexFloat          `json:"weight"`
-		MinQuantity          flexFloat          `json:"minQuantity"`
-		MaxQuantity          flexFloat          `json:"maxQuantity"`
-		HasVariants          flexBool           `json:"hasVariants"`
-		AllowsSale           flexBool           `json:"allowsSale"`
-		IsActive             flexBool           `json:"isActive"`
-		IsRewardPoint        flexBool           `json:"isRewardPoint"`
-		IsLotSerialControl   flexBool           `json:"isLotSerialControl"`
-		IsBatchExpireControl flexBool           `json:"isBatchExpireControl"`
-		Type                 flexInt            `json:"type"`
-		Images               images             `json:"images"`
-		Attributes           []ProductAttribute `json:"attributes"`
-		Units                []ProductUnit      `json:"units"`
-		Inventories          []ProductInventory `json:"inventories"`
-		PriceBooks           rawArray           `json:"priceBooks"`
-		ProductFormulas      rawArray           `json:"productFormulas"`
-		ProductSerials       rawArray           `json:"productSerials"`
-		Serials              rawArray           `json:"serials"`
-		ProductBatchExpires  rawArray           `json:"productBatchExpires"`
-		ProductWarranties    rawArray           `json:"productWarranties"`
-		ProductShelves       rawArray           `json:"productShelves"`
-		TaxType              flexString         `json:"taxType"`
-		TaxRate              flexFloat          `json:"taxRate"`
-		TaxRateDirect        flexFloat          `json:"taxRateDirect"`
-		ModifiedDate         flexTime           `json:"modifiedDate"`
-		CreatedDate          flexTime           `json:"createdDate"`
-	}
+	var w productWire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
+	*p = w.product()
+	return nil
+}
+
+func (w *productWire) product() Product {
 	typ := 2
 	if w.Type.Set {
 		typ = int(w.Type.V)
@@ -293,7 +337,7 @@ func (p *Product) UnmarshalJSON(b []byte) error {
 	if serials == nil {
 		serials = w.Serials
 	}
-	*p = Product{
+	return Product{
 		ID: w.ID.V, Code: w.Code.V, Barcode: w.BarCode.V, RetailerID: w.RetailerID.V,
 		Name: w.Name.V, FullName: w.FullName.V, Description: w.Description.V, OrderTemplate: w.OrderTemplate.V,
 		CategoryID: w.CategoryID.V, CategoryName: w.CategoryName.V,
@@ -310,9 +354,9 @@ func (p *Product) UnmarshalJSON(b []byte) error {
 		IsBatchExpireControl: w.IsBatchExpireControl.V,
 		Type:                 typ,
 		Images:               w.Images,
-		Attributes:           w.Attributes,
-		Units:                w.Units,
-		Inventories:          w.Inventories,
+		Attributes:           each(w.Attributes, (*attributeWire).attribute),
+		Units:                each(w.Units, (*unitWire).unit),
+		Inventories:          each(w.Inventories, (*inventoryWire).inventory),
 		PriceBooks:           json.RawMessage(w.PriceBooks),
 		ProductFormulas:      json.RawMessage(w.ProductFormulas),
 		ProductSerials:       json.RawMessage(serials),
@@ -325,7 +369,6 @@ func (p *Product) UnmarshalJSON(b []byte) error {
 		ModifiedDate:         w.ModifiedDate.V,
 		CreatedDate:          w.CreatedDate.V,
 	}
-	return nil
 }
 
 // images decodes product images given as URL strings (what real data
@@ -400,18 +443,18 @@ type ProductOnHand struct {
 // UnmarshalJSON decodes a stock row tolerantly.
 func (p *ProductOnHand) UnmarshalJSON(b []byte) error {
 	var w struct {
-		ID           flexInt            `json:"id"`
-		ProductID    flexInt            `json:"productId"`
-		Code         flexString         `json:"code"`
-		CreatedDate  flexTime           `json:"createdDate"`
-		ModifiedDate flexTime           `json:"modifiedDate"`
-		Inventories  []ProductInventory `json:"inventories"`
+		ID           flexInt         `json:"id"`
+		ProductID    flexInt         `json:"productId"`
+		Code         flexString      `json:"code"`
+		CreatedDate  flexTime        `json:"createdDate"`
+		ModifiedDate flexTime        `json:"modifiedDate"`
+		Inventories  []inventoryWire `json:"inventories"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
 	*p = ProductOnHand{ID: pickInt(w.ID, w.ProductID), Code: w.Code.V, CreatedDate: w.CreatedDate.V,
-		ModifiedDate: w.ModifiedDate.V, Inventories: w.Inventories}
+		ModifiedDate: w.ModifiedDate.V, Inventories: each(w.Inventories, (*inventoryWire).inventory)}
 	return nil
 }
 
