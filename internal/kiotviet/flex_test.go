@@ -3,9 +3,6 @@ package kiotviet
 import (
 	"encoding/json"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
 // unquote's fast path must read every JSON string exactly as encoding/json does, and hand every string
@@ -19,18 +16,18 @@ func TestUnquoteReadsAsEncodingJSON(t *testing.T) {
 		wantErr := json.Unmarshal([]byte(in), &want)
 		got, err := unquote([]byte(in))
 		if wantErr != nil {
-			assert.Error(t, err, "%q", in)
+			isErr(t, err, in)
 			continue
 		}
-		require.NoError(t, err, "%q", in)
-		assert.Equal(t, want, got, "%q", in)
+		noErr(t, err, in)
+		eq(t, want, got, in)
 		if s, ok := plainString([]byte(in)); ok {
-			assert.Equal(t, want, s, "%q taken as it is", in)
+			eq(t, want, s, in, "taken as it is")
 		}
 	}
 	for _, in := range []string{`"a\"b"`, `"\u00e1o"`, "\"bad \xff utf8\"", "\"ctl \x01\"", `x`, `"open`} {
 		_, ok := plainString([]byte(in))
-		assert.False(t, ok, "%q needs encoding/json", in)
+		truth(t, !ok, in, "needs encoding/json")
 	}
 }
 
@@ -43,10 +40,10 @@ func TestFlexLeavesFromStrings(t *testing.T) {
 		S flexString `json:"s"`
 		E flexString `json:"e"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(`{"n":" 42 ","f":"1.5","b":"true","s":"Cà phê","e":"a\u0041"}`), &v))
-	assert.Equal(t, int64(42), v.N.V)
-	assert.Equal(t, 1.5, v.F.V)
-	assert.True(t, v.B.V)
-	assert.Equal(t, "Cà phê", v.S.V)
-	assert.Equal(t, "aA", v.E.V)
+	noErr(t, json.Unmarshal([]byte(`{"n":" 42 ","f":"1.5","b":"true","s":"Cà phê","e":"a\u0041"}`), &v))
+	eq(t, int64(42), v.N.V)
+	eq(t, 1.5, v.F.V)
+	truth(t, v.B.V, "b")
+	eq(t, "Cà phê", v.S.V)
+	eq(t, "aA", v.E.V)
 }

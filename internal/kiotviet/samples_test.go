@@ -269,3 +269,34 @@ func (staticTokens) Token(context.Context) (Token, error) {
 	return Token{AccessToken: "t", ExpiresAt: time.Now().Add(time.Hour)}, nil
 }
 func (staticTokens) Invalidate(context.Context, Token) {}
+
+// A products page decodes its products through their wire form (decodePage), a product on its own (a
+// webhook, a detail reply) through Product.UnmarshalJSON: both must give the same products, for every
+// products page sample and for the fake-like page below.
+func TestProductsPageDecodesAsEachProduct(t *testing.T) {
+	_, files := sampleFiles(t)
+	var bodies = map[string][]byte{"inline": []byte(`{"total":2,"pageSize":100,"data":[
+		{"id":"17000001","code":"SP1","name":"Cà phê","basePrice":"35000","isActive":"true","modifiedDate":"2026-12-02T10:15:30.123",
+		 "units":[{"id":17000002,"unit":"hộp","conversionValue":"6"}],"attributes":[{"attributeName":"SIZE","attributeValue":"L"}],
+		 "inventories":[{"branchId":1,"branchName":"Chi nh\u00e1nh","onHand":"3.5","reserved":1,"maxQuality":9}],
+		 "productShelves":[{"branchId":1,"ProductShelves":"A-1"}]},
+		{"ID":17000003,"CODE":"SP2","Name":"Trà","Inventories":[{"ONHAND":2,"branchId":2,"isActive":false}],"images":null,"units":null}]}`)}
+	for _, path := range files {
+		body, err := os.ReadFile(path)
+		noErr(t, err)
+		if strings.Contains(strings.ToLower(filepath.Base(path)), "products") && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+			bodies[filepath.Base(path)] = body // a list reply, not a bare array
+		}
+	}
+	truth(t, len(bodies) > 1, "no products page sample")
+	for name, body := range bodies {
+		pg, _, _, err := decodePage[Product](body)
+		noErr(t, err, name)
+		var each struct {
+			Data []Product `json:"data"`
+		}
+		noErr(t, json.Unmarshal(body, &each), name)
+		truth(t, len(each.Data) > 0, "%s: no products", name)
+		eq(t, each.Data, pg.Items, name)
+	}
+}
